@@ -1,0 +1,2 @@
+-- Frappe's tables are never dropped by this service: they may belong to a Frappe site.
+SELECT 1;

@@ -1,0 +1,273 @@
+//! Who is calling: API keys (`token key:secret` or Basic), `sid` sessions, or Guest; their
+//! roles; logins and logouts.
+
+pub mod store;
+pub mod throttle;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::Payload;
+use actix_web::http::header::AUTHORIZATION;
+use actix_web::{web, FromRequest, HttpRequest};
+use base64::Engine;
+use futures_util::future::LocalBoxFuture;
+use secrecy::ExposeSecret;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::AppError;
+use crate::state::AppState;
+
+pub const GUEST: &str = "Guest";
+pub const ADMINISTRATOR: &str = "Administrator";
+pub const SYSTEM_MANAGER: &str = "System Manager";
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Guest,
+    ApiKey,
+    Session,
+}
+
+/// The user a request runs as.
+#[derive(Debug, Clone)]
+pub struct CurrentUser {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub method: AuthMethod,
+    /// The session id when authenticated by cookie.
+    pub sid: Option<String>,
+}
+
+impl CurrentUser {
+    pub fn guest() -> Self {
+        Self {
+            name: GUEST.into(),
+            roles: vec![GUEST.into()],
+            method: AuthMethod::Guest,
+            sid: None,
+        }
+    }
+
+    pub fn is_guest(&self) -> bool {
+        self.name == GUEST
+    }
+
+    /// System Managers (and Administrator) may do everything on both doctypes.
+    pub fn is_system_manager(&self) -> bool {
+        self.name == ADMINISTRATOR
+            || self
+                .roles
+                .iter()
+                .any(|r| r == SYSTEM_MANAGER || r == ADMINISTRATOR)
+    }
+}
+
+/// Verified API keys, so steady-state requests neither decrypt nor query.
+#[derive(Debug, Default)]
+pub struct ApiKeyCache {
+    entries: Mutex<HashMap<String, CachedKey>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedKey {
+    secret_digest: [u8; 32],
+    user: String,
+    roles: Vec<String>,
+    until: Instant,
+}
+
+impl ApiKeyCache {
+    fn get(&self, api_key: &str, secret: &str) -> Option<(String, Vec<String>)> {
+        let entries = self.entries.lock().ok()?;
+        let e = entries.get(api_key)?;
+        if e.until < Instant::now() {
+            return None;
+        }
+        let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+        bool::from(digest.ct_eq(&e.secret_digest)).then(|| (e.user.clone(), e.roles.clone()))
+    }
+
+    fn put(&self, api_key: &str, secret: &str, user: &str, roles: &[String], ttl: Duration) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() > 10_000 {
+                let now = Instant::now();
+                entries.retain(|_, e| e.until > now);
+            }
+            entries.insert(
+                api_key.to_string(),
+                CachedKey {
+                    secret_digest: Sha256::digest(secret.as_bytes()).into(),
+                    user: user.to_string(),
+                    roles: roles.to_vec(),
+                    until: Instant::now() + ttl,
+                },
+            );
+        }
+    }
+
+    /// Forgets every cached key of a user (after its key changes).
+    pub fn invalidate_user(&self, user: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.retain(|_, e| e.user != user);
+        }
+    }
+}
+
+/// Credentials found in a request.
+enum Credentials {
+    ApiKey { key: String, secret: String },
+    Session(String),
+    None,
+}
+
+fn credentials(req: &HttpRequest) -> Result<Credentials, AppError> {
+    if let Some(h) = req.headers().get(AUTHORIZATION) {
+        let h = h.to_str().map_err(|_| AppError::authentication())?.trim();
+        let (scheme, value) = h.split_once(' ').ok_or_else(AppError::authentication)?;
+        let pair = match scheme.to_ascii_lowercase().as_str() {
+            "token" => value.trim().to_string(),
+            "basic" => {
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(value.trim())
+                    .map_err(|_| AppError::authentication())?;
+                String::from_utf8(raw).map_err(|_| AppError::authentication())?
+            }
+            // Bearer tokens are Frappe's OAuth provider feature, which this service does not serve.
+            _ => return Err(AppError::authentication()),
+        };
+        let (key, secret) = pair.split_once(':').ok_or_else(AppError::authentication)?;
+        return Ok(Credentials::ApiKey {
+            key: key.to_string(),
+            secret: secret.to_string(),
+        });
+    }
+    if let Some(c) = req.cookie("sid") {
+        let sid = c.value();
+        if !sid.is_empty() && sid != GUEST {
+            return Ok(Credentials::Session(sid.to_string()));
+        }
+    }
+    Ok(Credentials::None)
+}
+
+impl FromRequest for CurrentUser {
+    type Error = AppError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let creds = credentials(req);
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
+            match creds? {
+                Credentials::None => Ok(CurrentUser::guest()),
+                Credentials::ApiKey { key, secret } => {
+                    authenticate_api_key(&state, key, secret).await
+                }
+                Credentials::Session(sid) => Ok(authenticate_session(&state, sid)
+                    .await?
+                    .unwrap_or_else(CurrentUser::guest)),
+            }
+        })
+    }
+}
+
+async fn authenticate_api_key(
+    state: &web::Data<AppState>,
+    key: String,
+    secret: String,
+) -> Result<CurrentUser, AppError> {
+    if let Some((name, roles)) = state.api_keys.get(&key, &secret) {
+        return Ok(CurrentUser {
+            name,
+            roles,
+            method: AuthMethod::ApiKey,
+            sid: None,
+        });
+    }
+    let st = state.clone();
+    let lookup_key = key.clone();
+    let found = state
+        .db
+        .run(move |conn| {
+            let Some((name, enabled, enc)) = store::user_by_api_key(conn, &lookup_key)? else {
+                return Ok(None);
+            };
+            let roles = store::roles_of(conn, &name)?;
+            Ok(Some((name, enabled, enc, roles)))
+        })
+        .await?;
+    let Some((name, enabled, Some(enc), roles)) = found else {
+        return Err(AppError::authentication());
+    };
+    if enabled == 0 {
+        return Err(AppError::authentication());
+    }
+    let stored = st
+        .keys
+        .decrypt(&enc)
+        .map_err(|_| AppError::authentication())?;
+    if !bool::from(stored.expose_secret().as_bytes().ct_eq(secret.as_bytes())) {
+        return Err(AppError::authentication());
+    }
+    state.api_keys.put(
+        &key,
+        &secret,
+        &name,
+        &roles,
+        state.settings.api_key_cache_ttl,
+    );
+    Ok(CurrentUser {
+        name,
+        roles,
+        method: AuthMethod::ApiKey,
+        sid: None,
+    })
+}
+
+/// The user of a live session, or `None` when the sid is unknown or expired.
+pub async fn authenticate_session(
+    state: &web::Data<AppState>,
+    sid: String,
+) -> Result<Option<CurrentUser>, AppError> {
+    let clock = state.clock;
+    let ttl = state.settings.session_ttl;
+    let sid2 = sid.clone();
+    state
+        .db
+        .run(move |conn| {
+            let Some(s) = store::find_session(conn, &sid2)? else {
+                return Ok(None);
+            };
+            let now = clock.now();
+            let age = s
+                .lastupdate
+                .map(|t| (now - t).num_seconds())
+                .unwrap_or(i64::MAX);
+            if age < 0 || age as u64 > ttl.as_secs() {
+                return Ok(None);
+            }
+            let Some(u) = store::find_user(conn, &s.user)? else {
+                return Ok(None);
+            };
+            if u.enabled == 0 {
+                return Ok(None);
+            }
+            // Frappe refreshes lastupdate at most every few minutes; so do we.
+            if age > 300 {
+                store::touch_session(conn, &sid2, now)?;
+            }
+            let roles = store::roles_of(conn, &u.name)?;
+            Ok(Some(CurrentUser {
+                name: u.name,
+                roles,
+                method: AuthMethod::Session,
+                sid: Some(sid2),
+            }))
+        })
+        .await
+}

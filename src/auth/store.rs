@@ -1,0 +1,303 @@
+//! Users, roles, API keys, login passwords and sessions in Frappe's tables.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{auth, has_role, sessions, user};
+use crate::db::DbConnection;
+use crate::error::AppResult;
+
+/// A user row with what authentication needs.
+#[derive(Debug, Clone, Queryable)]
+pub struct UserRow {
+    pub name: String,
+    pub enabled: i32,
+    pub first_name: Option<String>,
+    pub full_name: Option<String>,
+    pub user_type: Option<String>,
+    pub user_image: Option<String>,
+}
+
+pub fn find_user(conn: &mut DbConnection, name: &str) -> AppResult<Option<UserRow>> {
+    Ok(user::table
+        .filter(user::name.eq(name))
+        .select((
+            user::name,
+            user::enabled,
+            user::first_name,
+            user::full_name,
+            user::user_type,
+            user::user_image,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+/// Finds a user by login name or email (Frappe accepts either for `usr`).
+pub fn find_login_user(conn: &mut DbConnection, usr: &str) -> AppResult<Option<UserRow>> {
+    if let Some(u) = find_user(conn, usr)? {
+        return Ok(Some(u));
+    }
+    Ok(user::table
+        .filter(user::email.eq(usr))
+        .select((
+            user::name,
+            user::enabled,
+            user::first_name,
+            user::full_name,
+            user::user_type,
+            user::user_image,
+        ))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn roles_of(conn: &mut DbConnection, name: &str) -> AppResult<Vec<String>> {
+    let roles: Vec<Option<String>> = has_role::table
+        .filter(has_role::parent.eq(name))
+        .filter(has_role::parenttype.eq("User"))
+        .order(has_role::idx.asc())
+        .select(has_role::role)
+        .load(conn)?;
+    Ok(roles.into_iter().flatten().collect())
+}
+
+/// The user that owns an API key, with its encrypted secret from `__Auth`.
+pub fn user_by_api_key(
+    conn: &mut DbConnection,
+    api_key: &str,
+) -> AppResult<Option<(String, i32, Option<String>)>> {
+    let row: Option<(String, i32)> = user::table
+        .filter(user::api_key.eq(api_key))
+        .select((user::name, user::enabled))
+        .first(conn)
+        .optional()?;
+    let Some((name, enabled)) = row else {
+        return Ok(None);
+    };
+    let secret = auth_value(conn, "User", &name, "api_secret")?.map(|(v, _)| v);
+    Ok(Some((name, enabled, secret)))
+}
+
+/// A row of `__Auth`: the stored value and whether it is encrypted.
+pub fn auth_value(
+    conn: &mut DbConnection,
+    doctype: &str,
+    name: &str,
+    field: &str,
+) -> AppResult<Option<(String, i32)>> {
+    Ok(auth::table
+        .filter(auth::doctype.eq(doctype))
+        .filter(auth::name.eq(name))
+        .filter(auth::fieldname.eq(field))
+        .select((auth::password, auth::encrypted))
+        .first(conn)
+        .optional()?)
+}
+
+/// Inserts or replaces a row of `__Auth`.
+pub fn set_auth_value(
+    conn: &mut DbConnection,
+    doctype: &str,
+    name: &str,
+    field: &str,
+    value: &str,
+    encrypted: bool,
+) -> AppResult<()> {
+    let enc = i32::from(encrypted);
+    let updated = diesel::update(
+        auth::table
+            .filter(auth::doctype.eq(doctype))
+            .filter(auth::name.eq(name))
+            .filter(auth::fieldname.eq(field)),
+    )
+    .set((auth::password.eq(value), auth::encrypted.eq(enc)))
+    .execute(conn)?;
+    if updated == 0 {
+        diesel::insert_into(auth::table)
+            .values((
+                auth::doctype.eq(doctype),
+                auth::name.eq(name),
+                auth::fieldname.eq(field),
+                auth::password.eq(value),
+                auth::encrypted.eq(enc),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn delete_auth_value(
+    conn: &mut DbConnection,
+    doctype: &str,
+    name: &str,
+    field: &str,
+) -> AppResult<()> {
+    diesel::delete(
+        auth::table
+            .filter(auth::doctype.eq(doctype))
+            .filter(auth::name.eq(name))
+            .filter(auth::fieldname.eq(field)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// What `user add` creates.
+#[derive(Debug, Clone)]
+pub struct NewUser<'a> {
+    pub email: &'a str,
+    pub first_name: &'a str,
+    pub roles: &'a [String],
+    pub password_hash: Option<String>,
+    pub now: NaiveDateTime,
+    pub by: &'a str,
+}
+
+/// Roles every user has without a `tabHas Role` row.
+pub const AUTOMATIC_ROLES: [&str; 3] = ["All", "Guest", "Desk User"];
+
+/// Creates a user with its roles (and password hash). Fails with 409 when it exists.
+pub fn create_user(conn: &mut DbConnection, u: &NewUser) -> AppResult<()> {
+    let desk = u
+        .roles
+        .iter()
+        .any(|r| !AUTOMATIC_ROLES.contains(&r.as_str()));
+    let user_type = if desk || u.email == "Administrator" {
+        "System User"
+    } else {
+        "Website User"
+    };
+    conn.transaction(|conn| {
+        diesel::insert_into(user::table)
+            .values((
+                user::name.eq(u.email),
+                user::creation.eq(Some(u.now)),
+                user::modified.eq(Some(u.now)),
+                user::modified_by.eq(Some(u.by)),
+                user::owner.eq(Some(u.by)),
+                user::docstatus.eq(0),
+                user::idx.eq(0),
+                user::enabled.eq(1),
+                user::email.eq(Some(if u.email.contains('@') {
+                    u.email
+                } else {
+                    "admin@example.com"
+                })),
+                user::first_name.eq(Some(u.first_name)),
+                user::full_name.eq(Some(u.first_name)),
+                user::user_type.eq(Some(user_type)),
+            ))
+            .execute(conn)?;
+        let mut roles: Vec<&str> = u.roles.iter().map(String::as_str).collect();
+        if !roles.contains(&"All") {
+            roles.push("All");
+        }
+        for (i, role) in roles.iter().enumerate() {
+            diesel::insert_into(has_role::table)
+                .values((
+                    has_role::name.eq(crate::frappe::random_name()),
+                    has_role::creation.eq(Some(u.now)),
+                    has_role::modified.eq(Some(u.now)),
+                    has_role::modified_by.eq(Some(u.by)),
+                    has_role::owner.eq(Some(u.by)),
+                    has_role::docstatus.eq(0),
+                    has_role::idx.eq(i as i32 + 1),
+                    has_role::role.eq(Some(*role)),
+                    has_role::parent.eq(Some(u.email)),
+                    has_role::parentfield.eq(Some("roles")),
+                    has_role::parenttype.eq(Some("User")),
+                ))
+                .execute(conn)?;
+        }
+        if let Some(hash) = &u.password_hash {
+            set_auth_value(conn, "User", u.email, "password", hash, false)?;
+        }
+        Ok(())
+    })
+}
+
+/// Stores a new API key and the encrypted secret for a user.
+pub fn set_api_key(
+    conn: &mut DbConnection,
+    name: &str,
+    api_key: &str,
+    encrypted_secret: &str,
+    masked: &str,
+    now: NaiveDateTime,
+) -> AppResult<usize> {
+    conn.transaction(|conn| {
+        let n = diesel::update(user::table.filter(user::name.eq(name)))
+            .set((
+                user::api_key.eq(Some(api_key)),
+                user::api_secret.eq(Some(masked)),
+                user::modified.eq(Some(now)),
+            ))
+            .execute(conn)?;
+        if n > 0 {
+            set_auth_value(conn, "User", name, "api_secret", encrypted_secret, true)?;
+        }
+        Ok(n)
+    })
+}
+
+pub fn count_users(conn: &mut DbConnection) -> AppResult<i64> {
+    Ok(user::table.count().get_result(conn)?)
+}
+
+// ----- sessions -----
+
+/// A live session row.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub user: String,
+    pub lastupdate: Option<NaiveDateTime>,
+}
+
+pub fn find_session(conn: &mut DbConnection, sid: &str) -> AppResult<Option<SessionRow>> {
+    let row: Option<(Option<String>, Option<NaiveDateTime>, Option<String>)> = sessions::table
+        .filter(sessions::sid.eq(sid))
+        .select((sessions::user, sessions::lastupdate, sessions::status))
+        .first(conn)
+        .optional()?;
+    Ok(row.and_then(|(user, lastupdate, status)| {
+        let active = status.as_deref().map_or(true, |s| s == "Active");
+        match (user, active) {
+            (Some(user), true) => Some(SessionRow { user, lastupdate }),
+            _ => None,
+        }
+    }))
+}
+
+pub fn insert_session(
+    conn: &mut DbConnection,
+    sid: &str,
+    user_name: &str,
+    data: &str,
+    ip: Option<&str>,
+    now: NaiveDateTime,
+) -> AppResult<()> {
+    diesel::insert_into(sessions::table)
+        .values((
+            sessions::user.eq(Some(user_name)),
+            sessions::sid.eq(sid),
+            sessions::sessiondata.eq(Some(data)),
+            sessions::ipaddress.eq(ip),
+            sessions::lastupdate.eq(Some(now)),
+            sessions::status.eq(Some("Active")),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn touch_session(conn: &mut DbConnection, sid: &str, now: NaiveDateTime) -> AppResult<()> {
+    diesel::update(sessions::table.filter(sessions::sid.eq(sid)))
+        .set(sessions::lastupdate.eq(Some(now)))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn delete_session(conn: &mut DbConnection, sid: &str) -> AppResult<()> {
+    diesel::delete(sessions::table.filter(sessions::sid.eq(sid))).execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The command line: `serve`, `migrate`, `user add`, `user api-key`, `rotate-key`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::configuration::Settings;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "connected-apps",
+    version,
+    about = "Frappe-compatible Connected App and Token Cache service"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes; each also has an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOptions {
+    /// A JSON file with settings (applied before environment variables and flags).
+    #[arg(long, global = true, env = "CONNECTED_APPS_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// mysql://user:pass@host:port/db or sqlite://path [default: sqlite://data/connected-apps.sqlite]
+    #[arg(long, global = true, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// A Frappe site_config.json with `encryption_key` [default: data/site_config.json, created when missing]
+    #[arg(long, global = true, env = "CONNECTED_APPS_SITE_CONFIG")]
+    pub site_config: Option<PathBuf>,
+    /// The URL users reach the service at [default: site_config host_name, else http://127.0.0.1:8000]
+    #[arg(long, global = true, env = "CONNECTED_APPS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Address to listen on [default: 127.0.0.1:8000]
+    #[arg(long, global = true, env = "CONNECTED_APPS_BIND")]
+    pub bind: Option<String>,
+    /// IANA time zone for timestamps [default: the site's System Settings, else UTC]
+    #[arg(long, global = true, env = "CONNECTED_APPS_TIME_ZONE")]
+    pub time_zone: Option<String>,
+    /// Log as JSON lines instead of human-readable text.
+    #[arg(long, global = true, env = "CONNECTED_APPS_LOG_JSON")]
+    pub log_json: bool,
+    /// Log filter (tracing EnvFilter syntax) [default: info]
+    #[arg(long, global = true, env = "RUST_LOG")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP service (migrations are applied first).
+    Serve {
+        /// Administrator's password when the database is new [default: generated and printed]
+        #[arg(long, env = "CONNECTED_APPS_ADMIN_PASSWORD")]
+        admin_password: Option<String>,
+        /// Worker threads [default: number of CPUs]
+        #[arg(long, env = "CONNECTED_APPS_WORKERS")]
+        workers: Option<usize>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Re-encrypt every secret under a new key (the old key stays a fallback until it finishes).
+    RotateKey,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user (every user also has the role All).
+    Add {
+        email: String,
+        #[arg(long)]
+        first_name: Option<String>,
+        /// A role such as "System Manager"; repeat for several.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long, env = "CONNECTED_APPS_USER_PASSWORD")]
+        password: Option<String>,
+    },
+    /// Generate a new API key and secret; prints `api_key:api_secret`.
+    ApiKey { email: String },
+}
+
+impl GlobalOptions {
+    /// Defaults, then the config file, then environment and flags.
+    pub fn settings(&self) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        if let Some(path) = &self.config {
+            s.apply_file(path)?;
+        }
+        if let Some(v) = &self.database_url {
+            s.database_url = v.clone();
+        }
+        if let Some(v) = &self.site_config {
+            s.site_config = v.clone();
+            s.create_site_config = false;
+        }
+        if let Some(v) = &self.public_url {
+            s.public_url = v.clone();
+            s.public_url_explicit = true;
+        }
+        if let Some(v) = &self.bind {
+            s.bind = v.clone();
+        }
+        if let Some(v) = &self.time_zone {
+            s.time_zone = Some(v.clone());
+        }
+        if self.log_json {
+            s.log_json = true;
+        }
+        if let Some(v) = &self.log {
+            s.log_filter = v.clone();
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,199 @@
+//! What each CLI command does.
+
+use diesel::prelude::*;
+use secrecy::ExposeSecret;
+
+use crate::auth::store as users;
+use crate::cli::{Command, UserCommand};
+use crate::configuration::{write_private, Settings, SiteConfig};
+use crate::db::schema::auth;
+use crate::error::{AppError, AppResult};
+use crate::secrets::KeyRing;
+use crate::startup::{bootstrap_users, build_state, Application};
+
+pub async fn run(command: Command, mut settings: Settings) -> Result<(), String> {
+    match command {
+        Command::Serve {
+            admin_password,
+            workers,
+        } => {
+            if admin_password.is_some() {
+                settings.admin_password = admin_password;
+            }
+            if let Some(w) = workers {
+                settings.workers = w;
+            }
+            serve(settings).await
+        }
+        Command::Migrate => {
+            let state = build_state(settings).await?;
+            announce_admin(bootstrap_users(&state).await?);
+            println!("migrations applied ({:?})", state.db.backend);
+            Ok(())
+        }
+        Command::User { command } => user(command, settings).await,
+        Command::RotateKey => rotate_key(settings).await,
+    }
+}
+
+async fn serve(settings: Settings) -> Result<(), String> {
+    let app = Application::build(settings).await?;
+    let url = app.state.public_url.clone();
+    println!(
+        "connected-apps listening on http://{} (public URL {url})",
+        app.state.settings.bind_display(app.port())
+    );
+    match &app.generated_admin_password {
+        Some(p) => println!("Log in at {url}/login as Administrator with the password {p} (shown once; set CONNECTED_APPS_ADMIN_PASSWORD to choose it)"),
+        None => println!("Log in at {url}/login as Administrator"),
+    }
+    app.run_until_stopped().await.map_err(|e| e.to_string())
+}
+
+async fn user(command: UserCommand, mut settings: Settings) -> Result<(), String> {
+    let state = build_state(settings).await?;
+    announce_admin(bootstrap_users(&state).await?);
+    let now = state.clock.now();
+    match command {
+        UserCommand::Add {
+            email,
+            first_name,
+            roles,
+            password,
+        } => {
+            if email.trim().is_empty() || email.len() > 140 {
+                return Err("the email must be 1 to 140 characters".into());
+            }
+            let first =
+                first_name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string());
+            let hash = password
+                .as_deref()
+                .map(crate::secrets::password::hash_password);
+            let email2 = email.clone();
+            state
+                .db
+                .run(move |conn| {
+                    if users::find_user(conn, &email2)?.is_some() {
+                        return Err(AppError::validation(format!(
+                            "User {email2} already exists"
+                        )));
+                    }
+                    users::create_user(
+                        conn,
+                        &users::NewUser {
+                            email: &email2,
+                            first_name: &first,
+                            roles: &roles,
+                            password_hash: hash,
+                            now,
+                            by: "Administrator",
+                        },
+                    )
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+            eprintln!("created user {email}");
+            Ok(())
+        }
+        UserCommand::ApiKey { email } => {
+            let key = crate::secrets::random_hex(15);
+            let secret = crate::secrets::random_hex(15);
+            let encrypted = state.keys.encrypt(&secret);
+            let masked = crate::secrets::mask_secret(&secret);
+            let (email2, key2) = (email.clone(), key.clone());
+            let n = state
+                .db
+                .run(move |conn| users::set_api_key(conn, &email2, &key2, &encrypted, &masked, now))
+                .await
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err(format!("no user {email}"));
+            }
+            println!("{key}:{secret}");
+            Ok(())
+        }
+    }
+}
+
+/// Re-encrypts every encrypted `__Auth` row under a new key, in one transaction. While it runs
+/// the site config lists the old key under `previous_encryption_keys`, so running services
+/// decrypt both old and new values.
+async fn rotate_key(settings: Settings) -> Result<(), String> {
+    let path = settings.site_config.clone();
+    let mut state_settings = settings;
+    state_settings.create_site_config = false;
+    let state = build_state(state_settings).await?;
+    let old = SiteConfig::load(&path, false)?;
+    let new_key = crate::secrets::generate_key();
+    let mut fallbacks = vec![old.encryption_key.clone()];
+    fallbacks.extend(old.previous_encryption_keys.iter().cloned());
+    write_site_config(&path, &new_key, &fallbacks)?;
+    let ring = KeyRing::with_fallbacks(&new_key, &fallbacks).map_err(|e| e.to_string())?;
+    let count = state.db.run(move |conn| reencrypt_all(conn, &ring)).await;
+    match count {
+        Ok(n) => {
+            write_site_config(&path, &new_key, &[])?;
+            println!("re-encrypted {n} secrets under a new key");
+            Ok(())
+        }
+        Err(e) => {
+            // Nothing was committed: go back to the old key as the primary one.
+            write_site_config(&path, &old.encryption_key, &old.previous_encryption_keys)?;
+            Err(format!("key rotation failed, nothing changed: {e}"))
+        }
+    }
+}
+
+fn reencrypt_all(conn: &mut crate::db::DbConnection, ring: &KeyRing) -> AppResult<usize> {
+    conn.transaction(|conn| {
+        let rows: Vec<(String, String, String, String)> = auth::table
+            .filter(auth::encrypted.eq(1))
+            .select((auth::doctype, auth::name, auth::fieldname, auth::password))
+            .load(conn)?;
+        let mut n = 0;
+        for (doctype, name, field, stored) in rows {
+            let clear = ring.decrypt(&stored).map_err(|_| {
+                AppError::validation(format!(
+                    "{doctype} {name} {field} does not decrypt with the current keys"
+                ))
+            })?;
+            let fresh = ring.encrypt(clear.expose_secret());
+            diesel::update(
+                auth::table
+                    .filter(auth::doctype.eq(&doctype))
+                    .filter(auth::name.eq(&name))
+                    .filter(auth::fieldname.eq(&field)),
+            )
+            .set(auth::password.eq(fresh))
+            .execute(conn)?;
+            n += 1;
+        }
+        Ok(n)
+    })
+}
+
+/// Rewrites `encryption_key` (and the fallbacks) keeping every other key of a Frappe site config.
+fn write_site_config(path: &std::path::Path, key: &str, previous: &[String]) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or("the site config is not a JSON object")?;
+    obj.insert("encryption_key".into(), key.into());
+    if previous.is_empty() {
+        obj.remove("previous_encryption_keys");
+    } else {
+        obj.insert("previous_encryption_keys".into(), previous.to_vec().into());
+    }
+    let tmp = path.with_extension("json.tmp");
+    write_private(&tmp, &serde_json::to_string_pretty(&v).unwrap_or_default())?;
+    std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
+}
+
+fn announce_admin(generated: Option<String>) {
+    if let Some(p) = generated {
+        eprintln!("created Administrator with the password {p} (shown once)");
+    }
+}

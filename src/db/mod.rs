@@ -1,0 +1,242 @@
+//! Storage: one connection type over MariaDB and SQLite, its r2d2 pool, migrations, and the
+//! helper that runs blocking diesel work off the async workers.
+
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, CustomizeConnection, ManageConnection};
+use diesel::{Connection, MysqlConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::error::AppError;
+
+const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// A connection to either backend. Backend-specific SQL matches on this enum in plain sight.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Mysql(MysqlConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Mysql,
+    Sqlite,
+}
+
+/// A parsed database URL: the backend and what to hand to its driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseUrl {
+    pub backend: Backend,
+    target: String,
+}
+
+impl DatabaseUrl {
+    /// `mysql://…` (also `mariadb://…`) is MariaDB; `sqlite://path`, `sqlite:path` or a plain path is SQLite.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if url.is_empty() {
+            return Err("the database URL is empty".into());
+        }
+        if let Some(rest) = url.strip_prefix("mariadb://") {
+            return Ok(Self {
+                backend: Backend::Mysql,
+                target: format!("mysql://{rest}"),
+            });
+        }
+        if url.starts_with("mysql://") {
+            return Ok(Self {
+                backend: Backend::Mysql,
+                target: url.to_string(),
+            });
+        }
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(url);
+        if path.contains("://") {
+            return Err(format!(
+                "unsupported database URL scheme in {:?}; use mysql:// or sqlite://",
+                redact_url(url)
+            ));
+        }
+        Ok(Self {
+            backend: Backend::Sqlite,
+            target: path.to_string(),
+        })
+    }
+
+    /// The SQLite file path, if this is SQLite.
+    pub fn sqlite_path(&self) -> Option<&str> {
+        (self.backend == Backend::Sqlite).then_some(self.target.as_str())
+    }
+
+    /// The URL without its password, for messages and logs.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.target)
+    }
+}
+
+/// Replaces the password of a URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// An r2d2 manager that opens the backend the URL names and reports its real errors
+/// (the derived `establish` would hide them).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match self.url.backend {
+            Backend::Mysql => MysqlConnection::establish(&self.url.target)
+                .map(DbConnection::Mysql)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => SqliteConnection::establish(&self.url.target)
+                .map(DbConnection::Sqlite)
+                .map_err(r2d2::Error::ConnectionError),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+#[derive(Debug)]
+struct Customizer;
+
+impl CustomizeConnection<DbConnection, r2d2::Error> for Customizer {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        let sql = match conn {
+            // WAL lets readers run beside the single writer; busy_timeout makes writers queue
+            // instead of failing with SQLITE_BUSY.
+            DbConnection::Sqlite(_) => {
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
+            }
+            // Frappe's sessions run in UTC-agnostic local time; keep the connection's own
+            // time zone out of our datetime values and use READ COMMITTED as Frappe does.
+            DbConnection::Mysql(_) => {
+                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci;"
+            }
+        };
+        conn.batch_execute(sql).map_err(r2d2::Error::QueryError)
+    }
+}
+
+pub type Pool = r2d2::Pool<Manager>;
+pub type PooledConnection = r2d2::PooledConnection<Manager>;
+
+/// The pool plus which backend it serves.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool,
+    pub backend: Backend,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Db")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Db {
+    /// Opens a pool. SQLite files and their folder are created when missing.
+    pub fn connect(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> Result<Db, String> {
+        if let Some(path) = url.sqlite_path() {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                }
+            }
+        }
+        let manager = Manager { url: url.clone() };
+        let pool = r2d2::Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(timeout)
+            .connection_customizer(Box::new(Customizer))
+            .build(manager)
+            .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
+        Ok(Db {
+            pool,
+            backend: url.backend,
+        })
+    }
+
+    pub fn get(&self) -> Result<PooledConnection, AppError> {
+        self.pool.get().map_err(|e| AppError::unavailable(&e))
+    }
+
+    /// Pool use for metrics: (connections, idle).
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
+    }
+
+    /// Runs blocking diesel work on the blocking thread pool, keeping the tracing span.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        let db = self.clone();
+        let span = tracing::Span::current();
+        actix_web::rt::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = db.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| AppError::internal("a database task was cancelled"))?
+    }
+
+    /// Applies pending migrations of this backend.
+    pub fn migrate(&self) -> Result<Vec<String>, String> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| format!("cannot connect: {e}"))?;
+        run_migrations(&mut conn)
+    }
+}
+
+fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
+    let applied = match conn {
+        DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| format!("migration failed: {e}"))?;
+    Ok(applied.into_iter().map(|v| v.to_string()).collect())
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(e: diesel::result::Error) -> Self {
+        AppError::database(&e)
+    }
+}

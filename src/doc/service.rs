@@ -1,0 +1,673 @@
+//! Document operations as Frappe performs them: permissions, validation, naming, secrets,
+//! optimistic locking, child-table replacement and the DocType hooks.
+
+use chrono::NaiveDateTime;
+use diesel::Connection;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+
+use super::store;
+use super::{ChildRow, Doc, Row, SecretChange, STANDARD};
+use crate::auth::store as users;
+use crate::auth::CurrentUser;
+use crate::db::DbConnection;
+use crate::error::{AppError, AppResult, ServerMessage};
+use crate::frappe::meta::{ColumnKind, DocMeta, CONNECTED_APP, TOKEN_CACHE};
+use crate::frappe::{random_name, time};
+use crate::secrets;
+use crate::state::AppState;
+
+/// The callback path every Connected App's redirect URI ends with.
+pub const CALLBACK_PATH: &str =
+    "/api/method/frappe.integrations.doctype.connected_app.connected_app.callback";
+
+/// What a user may do with a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Perm {
+    Read,
+    Write,
+    Create,
+    Delete,
+}
+
+impl Perm {
+    fn word(self) -> &'static str {
+        match self {
+            Perm::Read => "read",
+            Perm::Write => "write",
+            Perm::Create => "create",
+            Perm::Delete => "delete",
+        }
+    }
+}
+
+/// Whether the user has any access to the DocType at all (Frappe's role permission check).
+pub fn has_doctype_access(user: &CurrentUser) -> bool {
+    !user.is_guest()
+}
+
+/// Whether the user may `perm` a document owned by `owner` (None: a new document).
+/// System Manager: everything. Role All: read Connected Apps; read and delete own Token Caches.
+pub fn can(user: &CurrentUser, meta: &DocMeta, perm: Perm, owner: Option<&str>) -> bool {
+    if user.is_guest() {
+        return false;
+    }
+    if user.is_system_manager() {
+        return true;
+    }
+    if std::ptr::eq(meta, &CONNECTED_APP) {
+        perm == Perm::Read
+    } else {
+        matches!(perm, Perm::Read | Perm::Delete)
+            && owner.is_some_and(|o| o.eq_ignore_ascii_case(&user.name))
+    }
+}
+
+/// Only documents owned by the user are listed for it (Token Cache `if_owner`).
+pub fn list_owner_filter<'a>(user: &'a CurrentUser, meta: &DocMeta) -> Option<&'a str> {
+    (std::ptr::eq(meta, &TOKEN_CACHE) && !user.is_system_manager()).then_some(user.name.as_str())
+}
+
+/// Frappe's 403 for a Guest (or any user without a role permission on the DocType).
+pub fn no_doctype_access(user: &CurrentUser, meta: &DocMeta, for_document: bool) -> AppError {
+    let mut msg = format!(
+        "User <strong>{}</strong> does not have doctype access via role permission for document <strong>{}</strong>",
+        user.name,
+        meta.doctype()
+    );
+    if for_document {
+        msg.push_str(&format!(
+            "<br>User <strong>{}</strong> does not have access to this document",
+            user.name
+        ));
+        AppError::permission(vec![ServerMessage::plain(msg)], None)
+    } else {
+        AppError::permission(
+            vec![ServerMessage::plain(msg)],
+            Some(format!("No permission for {}", meta.doctype())),
+        )
+    }
+}
+
+/// Frappe's 403 for a document the user may not `perm`.
+pub fn forbidden(user: &CurrentUser, meta: &DocMeta, perm: Perm, name: Option<&str>) -> AppError {
+    if !has_doctype_access(user) {
+        return no_doctype_access(user, meta, true);
+    }
+    let access = ServerMessage::plain(format!(
+        "User <strong>{}</strong> does not have access to this document: {} - {}",
+        user.name,
+        meta.doctype(),
+        name.unwrap_or("None")
+    ));
+    match perm {
+        Perm::Read => AppError::permission(vec![access], None),
+        Perm::Delete => AppError::permission(
+            vec![
+                access,
+                ServerMessage::raised(format!(
+                    "User not allowed to delete {}: {}",
+                    meta.doctype(),
+                    name.unwrap_or("None")
+                )),
+            ],
+            None,
+        ),
+        Perm::Write | Perm::Create => AppError::permission(
+            vec![access],
+            Some(format!(
+                "You need the '{}' permission on <strong>{}</strong> {} to perform this action.",
+                perm.word(),
+                meta.doctype(),
+                name.unwrap_or("")
+            )),
+        ),
+    }
+}
+
+/// Loads a document the user may read.
+pub async fn get(
+    state: &AppState,
+    user: &CurrentUser,
+    meta: &'static DocMeta,
+    name: &str,
+) -> AppResult<Doc> {
+    if !has_doctype_access(user) {
+        return Err(no_doctype_access(user, meta, true));
+    }
+    let name = name.to_string();
+    let doc = state
+        .db
+        .run(move |conn| {
+            store::load(conn, meta, &name)?
+                .ok_or_else(|| AppError::not_found(meta.doctype(), &name))
+        })
+        .await?;
+    if !can(user, meta, Perm::Read, doc.row.owner.as_deref()) {
+        return Err(forbidden(user, meta, Perm::Read, Some(doc.name())));
+    }
+    Ok(doc)
+}
+
+/// The secret changes a body asks for, per Password field.
+fn secret_changes(
+    meta: &DocMeta,
+    body: &Map<String, Value>,
+) -> AppResult<Vec<(&'static str, SecretChange)>> {
+    let mut out = Vec::new();
+    for col in meta
+        .parent
+        .columns
+        .iter()
+        .filter(|c| c.kind == ColumnKind::Password)
+    {
+        let change = match body.get(col.name) {
+            None => SecretChange::Keep,
+            Some(Value::Null) => SecretChange::Remove,
+            Some(Value::String(s)) if s.is_empty() => SecretChange::Remove,
+            Some(Value::String(s)) if secrets::is_mask(s) => SecretChange::Keep,
+            Some(Value::String(s)) => SecretChange::Set(SecretString::from(s.clone())),
+            Some(Value::Number(n)) => SecretChange::Set(SecretString::from(n.to_string())),
+            Some(_) => return Err(AppError::validation(format!("{} must be text.", col.label))),
+        };
+        out.push((col.name, change));
+    }
+    Ok(out)
+}
+
+/// Applies the body's plain fields to a row; unknown keys are ignored as Frappe does.
+fn apply_fields(meta: &DocMeta, row: &mut Row, body: &Map<String, Value>) -> AppResult<()> {
+    for col in meta.parent.columns {
+        if STANDARD.contains(&col.name)
+            || col.kind == ColumnKind::Password
+            || col.name.starts_with('_')
+        {
+            continue;
+        }
+        if let Some(v) = body.get(col.name) {
+            row.set(col.name, coerce(col.kind, col.label, v)?);
+        }
+    }
+    Ok(())
+}
+
+/// Turns a body value into what the column stores.
+fn coerce(kind: ColumnKind, label: &str, v: &Value) -> AppResult<Value> {
+    match (kind, v) {
+        (_, Value::Null) => Ok(Value::Null),
+        (ColumnKind::Int, Value::Number(n)) => {
+            let i = n
+                .as_i64()
+                .or_else(|| n.as_f64().map(|f| f as i64))
+                .unwrap_or(0);
+            if i32::try_from(i).is_err() {
+                return Err(AppError::validation(format!("{label} is out of range.")));
+            }
+            Ok(Value::from(i))
+        }
+        (ColumnKind::Int, Value::String(s)) => match s.trim() {
+            "" => Ok(Value::from(0)),
+            t => t
+                .parse::<i32>()
+                .map(Value::from)
+                .map_err(|_| AppError::validation(format!("{label} must be a whole number."))),
+        },
+        (ColumnKind::Int, Value::Bool(b)) => Ok(Value::from(i64::from(*b))),
+        (_, Value::String(s)) => {
+            if s.chars().count() > 140 && kind != ColumnKind::Password {
+                return Err(AppError::validation(format!(
+                    "{label} is too long: it can have at most 140 characters."
+                )));
+            }
+            Ok(Value::String(s.clone()))
+        }
+        (_, Value::Number(n)) => Ok(Value::String(n.to_string())),
+        (_, Value::Bool(b)) => Ok(Value::String(if *b { "1".into() } else { "0".into() })),
+        _ => Err(AppError::validation(format!(
+            "{label} must be a value, not a list or an object."
+        ))),
+    }
+}
+
+/// Builds the child rows a body sends for one child field (the whole table is replaced).
+fn child_rows_from_body(
+    doc: &Doc,
+    child_index: usize,
+    value: &Value,
+    now: NaiveDateTime,
+    user: &str,
+) -> AppResult<Vec<ChildRow>> {
+    let child = &doc.meta.children[child_index];
+    let Value::Array(items) = value else {
+        return Err(AppError::validation(format!(
+            "{} must be a list of rows.",
+            child.label
+        )));
+    };
+    if items.len() > 1000 {
+        return Err(AppError::validation(format!(
+            "{} has too many rows.",
+            child.label
+        )));
+    }
+    let existing = &doc.children[child_index];
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(obj) = item else {
+            return Err(AppError::validation(format!(
+                "Row #{} of {} must be an object.",
+                i + 1,
+                child.label
+            )));
+        };
+        let given_name = obj.get("name").and_then(Value::as_str);
+        let old =
+            given_name.and_then(|n| existing.iter().find(|c| c.row.name.eq_ignore_ascii_case(n)));
+        let mut row = match old {
+            Some(c) => c.row.clone(),
+            None => {
+                let mut r = Row::new(random_name());
+                r.creation = doc.row.creation;
+                r.owner = doc.row.owner.clone();
+                r
+            }
+        };
+        for col in child.table.columns {
+            if STANDARD.contains(&col.name)
+                || matches!(col.name, "parent" | "parentfield" | "parenttype")
+            {
+                continue;
+            }
+            if let Some(v) = obj.get(col.name) {
+                row.set(col.name, coerce(col.kind, col.label, v)?);
+            }
+        }
+        row.idx = i as i64 + 1;
+        row.modified = Some(now);
+        row.modified_by = Some(user.to_string());
+        row.set("parent", Value::String(doc.row.name.clone()));
+        row.set("parentfield", Value::String(child.fieldname.into()));
+        row.set("parenttype", Value::String(doc.meta.doctype().into()));
+        out.push(ChildRow {
+            row,
+            unsaved: old.is_none(),
+        });
+    }
+    Ok(out)
+}
+
+/// Frappe's mandatory checks, parent first, then child rows in order.
+fn validate_mandatory(doc: &Doc) -> AppResult<()> {
+    let meta = doc.meta;
+    for col in meta.parent.columns.iter().filter(|c| c.mandatory) {
+        if is_blank(&doc.row.value(col.name)) {
+            return Err(AppError::mandatory(
+                meta.doctype(),
+                doc.name(),
+                col.name,
+                col.label,
+            ));
+        }
+    }
+    for (i, child) in meta.children.iter().enumerate() {
+        for c in &doc.children[i] {
+            for col in child.table.columns.iter().filter(|c| c.mandatory) {
+                if is_blank(&c.row.value(col.name)) {
+                    return Err(AppError::mandatory_child(
+                        meta.doctype(),
+                        doc.name(),
+                        child.table.doctype,
+                        c.row.idx as usize,
+                        col.name,
+                        col.label,
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn is_blank(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// The DocType's own rules before every save (Frappe's `validate`).
+fn before_save(state: &AppState, conn: &mut DbConnection, doc: &mut Doc) -> AppResult<()> {
+    if std::ptr::eq(doc.meta, &CONNECTED_APP) {
+        let uri = format!("{}{}/{}", state.public_url, CALLBACK_PATH, doc.row.name);
+        doc.row.set("redirect_uri", Value::String(uri));
+        for field in [
+            "authorization_uri",
+            "token_uri",
+            "revocation_uri",
+            "userinfo_uri",
+            "introspection_uri",
+            "openid_configuration",
+        ] {
+            if let Some(u) = doc.row.get_str(field) {
+                if !u.is_empty() {
+                    validate_endpoint(u, field)?;
+                }
+            }
+        }
+    } else if std::ptr::eq(doc.meta, &TOKEN_CACHE) {
+        // provider_name is fetched from the Connected App, as Frappe's fetch_from does.
+        if let Some(app) = doc.row.get_str("connected_app").map(str::to_string) {
+            if !app.is_empty() {
+                let Some(app_doc) = store::load(conn, &CONNECTED_APP, &app)? else {
+                    return Err(AppError::validation(format!(
+                        "Could not find Connected App: {app}"
+                    )));
+                };
+                doc.row
+                    .set("connected_app", Value::String(app_doc.row.name.clone()));
+                doc.row
+                    .set("provider_name", app_doc.row.value("provider_name"));
+            }
+        }
+        if let Some(u) = doc.row.get_str("user").map(str::to_string) {
+            if !u.is_empty() && users::find_user(conn, &u)?.is_none() {
+                return Err(AppError::validation(format!("Could not find User: {u}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Provider endpoints must be absolute http(s) URLs.
+pub fn validate_endpoint(u: &str, field: &str) -> AppResult<()> {
+    match url::Url::parse(u) {
+        Ok(p) if (p.scheme() == "http" || p.scheme() == "https") && p.host().is_some() => Ok(()),
+        _ => Err(AppError::validation(format!(
+            "{field} must be an http or https URL."
+        ))),
+    }
+}
+
+/// Writes the secret changes: the column gets `*` × len, `__Auth` the Fernet token.
+fn apply_secrets(
+    state: &AppState,
+    conn: &mut DbConnection,
+    doc: &mut Doc,
+    changes: &[(&'static str, SecretChange)],
+) -> AppResult<()> {
+    let doctype = doc.meta.doctype();
+    for (field, change) in changes {
+        match change {
+            SecretChange::Keep => {}
+            SecretChange::Remove => {
+                doc.row.set(field, Value::String(String::new()));
+                users::delete_auth_value(conn, doctype, &doc.row.name, field)?;
+            }
+            SecretChange::Set(v) => {
+                let clear = v.expose_secret();
+                doc.row
+                    .set(field, Value::String(secrets::mask_secret(clear)));
+                users::set_auth_value(
+                    conn,
+                    doctype,
+                    &doc.row.name,
+                    field,
+                    &state.keys.encrypt(clear),
+                    true,
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The name a new document gets: random for Connected App, `<app>-<user>` for Token Cache.
+fn new_name(meta: &DocMeta, body: &Map<String, Value>) -> String {
+    if std::ptr::eq(meta, &TOKEN_CACHE) {
+        let s = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        format!("{}-{}", s("connected_app"), s("user"))
+    } else {
+        random_name()
+    }
+}
+
+/// Creates a document from a request body (Frappe's `insert`).
+pub async fn create(
+    state: &AppState,
+    user: &CurrentUser,
+    meta: &'static DocMeta,
+    body: Map<String, Value>,
+) -> AppResult<Doc> {
+    if !can(user, meta, Perm::Create, None) {
+        return Err(forbidden(user, meta, Perm::Create, None));
+    }
+    let now = state.clock.now();
+    let mut doc = Doc::new(meta, new_name(meta, &body));
+    doc.row.owner = Some(user.name.clone());
+    doc.row.modified_by = Some(user.name.clone());
+    doc.row.creation = Some(now);
+    doc.row.modified = Some(now);
+    for col in meta
+        .parent
+        .columns
+        .iter()
+        .filter(|c| c.kind == ColumnKind::Int && !STANDARD.contains(&c.name))
+    {
+        doc.row.set(col.name, Value::from(0));
+    }
+    apply_fields(meta, &mut doc.row, &body)?;
+    for (i, child) in meta.children.iter().enumerate() {
+        if let Some(v) = body.get(child.fieldname) {
+            doc.children[i] = child_rows_from_body(&doc, i, v, now, &user.name)?;
+        }
+    }
+    let changes = secret_changes(meta, &body)?;
+    let user_name = user.name.clone();
+    // SAFETY of ownership: the closure needs 'static data; the state is cloned by the caller's Data.
+    let st = StatePtr::new(state);
+    state
+        .db
+        .run(move |conn| {
+            let state = st.get();
+            validate_mandatory(&doc)?;
+            conn.transaction(|conn| {
+                before_save(state, conn, &mut doc)?;
+                if store::exists(conn, meta, doc.name())?.is_some() {
+                    return Err(duplicate(meta, doc.name()));
+                }
+                apply_secrets(state, conn, &mut doc, &changes)?;
+                store::insert(conn, &doc)?;
+                let _ = &user_name;
+                Ok(doc)
+            })
+        })
+        .await
+}
+
+fn duplicate(meta: &DocMeta, name: &str) -> AppError {
+    let mut e = AppError::thrown(
+        actix_web::http::StatusCode::CONFLICT,
+        "DuplicateEntryError",
+        format!("{} {} already exists", meta.doctype(), name),
+    );
+    e.exception = Some(format!(
+        "frappe.exceptions.DuplicateEntryError: ('{}', '{}')",
+        meta.doctype(),
+        name
+    ));
+    e
+}
+
+/// Updates a document from a request body (Frappe's `doc.update(data); doc.save()`).
+pub async fn update(
+    state: &AppState,
+    user: &CurrentUser,
+    meta: &'static DocMeta,
+    name: &str,
+    body: Map<String, Value>,
+) -> AppResult<Doc> {
+    if !has_doctype_access(user) {
+        return Err(no_doctype_access(user, meta, true));
+    }
+    let changes = secret_changes(meta, &body)?;
+    let name = name.to_string();
+    let user = user.clone();
+    let st = StatePtr::new(state);
+    state
+        .db
+        .run(move |conn| {
+            let state = st.get();
+            conn.transaction(|conn| {
+                store::lock(conn, meta, &name)?;
+                let mut doc = store::load(conn, meta, &name)?
+                    .ok_or_else(|| AppError::not_found(meta.doctype(), &name))?;
+                if !can(&user, meta, Perm::Write, doc.row.owner.as_deref()) {
+                    return Err(forbidden(&user, meta, Perm::Write, Some(doc.name())));
+                }
+                if let Some(new) = body.get("name").and_then(Value::as_str) {
+                    if !new.eq_ignore_ascii_case(doc.name()) {
+                        // Frappe renames in memory, then fails to find the new name on save.
+                        return Err(AppError::not_found(meta.doctype(), new));
+                    }
+                }
+                let now = state.clock.now();
+                check_modified(&doc, body.get("modified"), now)?;
+                save_changes(state, conn, &mut doc, &body, &changes, &user.name, now)?;
+                Ok(doc)
+            })
+        })
+        .await
+}
+
+/// Rejects a stale `modified` (Frappe's TimestampMismatchError).
+pub fn check_modified(doc: &Doc, sent: Option<&Value>, now: NaiveDateTime) -> AppResult<()> {
+    let Some(sent) = sent.and_then(Value::as_str) else {
+        return Ok(());
+    };
+    let Some(stored) = doc.row.modified else {
+        return Ok(());
+    };
+    let same = time::parse(sent).is_some_and(|t| t == stored);
+    if same {
+        return Ok(());
+    }
+    Err(AppError::thrown(
+        actix_web::http::StatusCode::EXPECTATION_FAILED,
+        "TimestampMismatchError",
+        format!(
+            "Error: Document has been modified after you have opened it ({}, {}). Please refresh to get the latest document.",
+            time::format(&stored),
+            time::format(&now)
+        ),
+    ))
+}
+
+/// Applies a body to a loaded document and saves it (inside the caller's transaction).
+pub fn save_changes(
+    state: &AppState,
+    conn: &mut DbConnection,
+    doc: &mut Doc,
+    body: &Map<String, Value>,
+    changes: &[(&'static str, SecretChange)],
+    user: &str,
+    now: NaiveDateTime,
+) -> AppResult<()> {
+    let meta = doc.meta;
+    apply_fields(meta, &mut doc.row, body)?;
+    doc.row.modified = Some(now);
+    doc.row.modified_by = Some(user.to_string());
+    let mut replaced = Vec::new();
+    for (i, child) in meta.children.iter().enumerate() {
+        if let Some(v) = body.get(child.fieldname) {
+            doc.children[i] = child_rows_from_body(doc, i, v, now, user)?;
+            replaced.push(child.fieldname);
+        } else {
+            for c in &mut doc.children[i] {
+                c.row.modified = Some(now);
+                c.row.modified_by = Some(user.to_string());
+            }
+        }
+    }
+    validate_mandatory(doc)?;
+    before_save(state, conn, doc)?;
+    apply_secrets(state, conn, doc, changes)?;
+    store::update(conn, doc, &replaced)?;
+    Ok(())
+}
+
+/// Deletes a document; Connected Apps that Token Caches link to cannot be deleted.
+/// Returns the deleted document (for revocation by the caller).
+pub async fn delete(
+    state: &AppState,
+    user: &CurrentUser,
+    meta: &'static DocMeta,
+    name: &str,
+    bare_404: bool,
+) -> AppResult<Doc> {
+    if !has_doctype_access(user) {
+        return Err(no_doctype_access(user, meta, true));
+    }
+    let name = name.to_string();
+    let user = user.clone();
+    state
+        .db
+        .run(move |conn| {
+            conn.transaction(|conn| {
+                store::lock(conn, meta, &name)?;
+                let Some(doc) = store::load(conn, meta, &name)? else {
+                    return Err(if bare_404 { AppError::not_found_bare() } else { AppError::not_found(meta.doctype(), &name) });
+                };
+                if !can(&user, meta, Perm::Delete, doc.row.owner.as_deref()) {
+                    return Err(forbidden(&user, meta, Perm::Delete, Some(doc.name())));
+                }
+                if std::ptr::eq(meta, &CONNECTED_APP) {
+                    let linked = store::linked_token_caches(conn, doc.name())?;
+                    if let Some(first) = linked.first() {
+                        return Err(AppError::thrown(
+                            actix_web::http::StatusCode::EXPECTATION_FAILED,
+                            "LinkExistsError",
+                            format!(
+                                "Cannot delete or cancel because Connected App <a href=\"/app/Form/Connected App/{0}\">{0}</a> is linked with Token Cache <a href=\"/app/Form/Token Cache/{1}\">{1}</a> ",
+                                doc.name(),
+                                first
+                            ),
+                        ));
+                    }
+                }
+                store::delete(conn, meta, doc.name())?;
+                if std::ptr::eq(meta, &CONNECTED_APP) {
+                    crate::oauth::store::delete_app_settings(conn, doc.name())?;
+                } else {
+                    crate::oauth::store::delete_token_state(conn, doc.name())?;
+                }
+                Ok(doc)
+            })
+        })
+        .await
+}
+
+/// A `'static` handle to the state for blocking closures. The state lives in `web::Data`
+/// for the whole life of the server, which outlives every request.
+#[derive(Clone, Copy)]
+pub struct StatePtr(*const AppState);
+
+// The pointee is `Sync` (shared by all workers) and outlives every blocking task.
+unsafe impl Send for StatePtr {}
+
+impl StatePtr {
+    pub fn new(state: &AppState) -> Self {
+        StatePtr(state as *const AppState)
+    }
+
+    pub fn get(&self) -> &AppState {
+        // SAFETY: see the type's documentation: the state outlives the task, and the
+        // awaiting request keeps its `web::Data` alive until the task has finished.
+        unsafe { &*self.0 }
+    }
+}

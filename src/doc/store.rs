@@ -1,0 +1,472 @@
+//! Generic SQL for the served DocTypes. Table and column names come only from `frappe::meta`;
+//! every value is a bound parameter.
+
+use diesel::prelude::*;
+use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
+
+use super::row::{DynRow, ALIASES};
+use super::{ChildRow, Doc, Row};
+use crate::db::{Backend, DbConnection, MultiBackend};
+use crate::error::{AppError, AppResult};
+use crate::frappe::list_query::{ListQuery, SqlValue};
+use crate::frappe::meta::{ColumnKind, DocMeta, TableMeta};
+use crate::frappe::time;
+
+type Query<'f> = BoxedSqlQuery<'f, MultiBackend, SqlQuery>;
+
+pub fn backend(conn: &DbConnection) -> Backend {
+    match conn {
+        DbConnection::Mysql(_) => Backend::Mysql,
+        DbConnection::Sqlite(_) => Backend::Sqlite,
+    }
+}
+
+/// `CAST(t.col AS CHAR) AS c0, …` for every column of a table.
+fn select_list(backend: Backend, table: &TableMeta, alias: &str) -> String {
+    let ty = match backend {
+        Backend::Mysql => "CHAR",
+        Backend::Sqlite => "TEXT",
+    };
+    table
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("CAST({alias}.`{}` AS {ty}) AS {}", c.name, ALIASES[i]))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub fn bind(q: Query<'_>, v: SqlValue) -> Query<'_> {
+    match v {
+        SqlValue::Text(s) => q.bind::<Text, _>(s),
+        SqlValue::Int(i) => q.bind::<BigInt, _>(i),
+        SqlValue::Float(f) => q.bind::<Double, _>(f),
+        SqlValue::Null => q.bind::<Nullable<Text>, _>(None::<String>),
+    }
+}
+
+fn bind_all(mut q: Query<'_>, binds: Vec<SqlValue>) -> Query<'_> {
+    for b in binds {
+        q = bind(q, b);
+    }
+    q
+}
+
+fn query(sql: String) -> Query<'static> {
+    diesel::sql_query(sql).into_boxed::<MultiBackend>()
+}
+
+/// Loads one document with its child tables; names match case-insensitively.
+pub fn load(conn: &mut DbConnection, meta: &'static DocMeta, name: &str) -> AppResult<Option<Doc>> {
+    let sql = format!(
+        "SELECT {} FROM `{}` t WHERE t.`name` = ?",
+        select_list(backend(conn), meta.parent, "t"),
+        meta.parent.table
+    );
+    let rows: Vec<DynRow> = query(sql).bind::<Text, _>(name.to_string()).load(conn)?;
+    let Some(r) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let row = Row::from_text(meta.parent, &r.0);
+    let mut doc = Doc {
+        meta,
+        children: meta.children.iter().map(|_| Vec::new()).collect(),
+        row,
+    };
+    load_children(conn, &mut doc)?;
+    Ok(Some(doc))
+}
+
+/// Whether a document exists (case-insensitive), returning its stored name.
+pub fn exists(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<Option<String>> {
+    let sql = format!(
+        "SELECT CAST(`name` AS {}) AS c0 FROM `{}` WHERE `name` = ?",
+        cast_ty(backend(conn)),
+        meta.parent.table
+    );
+    let rows: Vec<DynRow> = query(sql).bind::<Text, _>(name.to_string()).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.0.into_iter().next().flatten()))
+}
+
+fn cast_ty(b: Backend) -> &'static str {
+    match b {
+        Backend::Mysql => "CHAR",
+        Backend::Sqlite => "TEXT",
+    }
+}
+
+/// All child rows of a document in one round trip (a UNION over its child tables).
+fn load_children(conn: &mut DbConnection, doc: &mut Doc) -> AppResult<()> {
+    let meta = doc.meta;
+    if meta.children.is_empty() {
+        return Ok(());
+    }
+    let b = backend(conn);
+    let width = meta
+        .children
+        .iter()
+        .map(|c| c.table.columns.len())
+        .max()
+        .unwrap_or(0);
+    let mut parts = Vec::new();
+    let mut binds = Vec::new();
+    // One SELECT per distinct child table (two child fields may share a table).
+    let mut tables: Vec<&TableMeta> = Vec::new();
+    for c in meta.children {
+        if !tables.iter().any(|t| std::ptr::eq(*t, c.table)) {
+            tables.push(c.table);
+        }
+    }
+    for (ti, table) in tables.iter().enumerate() {
+        let mut cols: Vec<String> = vec![format!("'{ti}' AS c0")];
+        for (i, c) in table.columns.iter().enumerate() {
+            cols.push(format!(
+                "CAST(`{}` AS {}) AS {}",
+                c.name,
+                cast_ty(b),
+                ALIASES[i + 1]
+            ));
+        }
+        for i in table.columns.len()..width {
+            cols.push(format!("NULL AS {}", ALIASES[i + 1]));
+        }
+        parts.push(format!(
+            "SELECT {} FROM `{}` WHERE `parent` = ? AND `parenttype` = ?",
+            cols.join(", "),
+            table.table
+        ));
+        binds.push(SqlValue::Text(doc.row.name.clone()));
+        binds.push(SqlValue::Text(meta.doctype().to_string()));
+    }
+    let sql = parts.join(" UNION ALL ");
+    let rows: Vec<DynRow> = bind_all(query(sql), binds).load(conn)?;
+    for r in rows {
+        let Some(Some(ti)) =
+            r.0.first()
+                .map(|v| v.as_deref().and_then(|s| s.parse::<usize>().ok()))
+        else {
+            continue;
+        };
+        let Some(table) = tables.get(ti) else {
+            continue;
+        };
+        let row = Row::from_text(table, &r.0[1..]);
+        let field = row.get_str("parentfield").unwrap_or_default().to_string();
+        if let Some(i) = meta
+            .children
+            .iter()
+            .position(|c| c.fieldname == field && std::ptr::eq(c.table, *table))
+        {
+            doc.children[i].push(ChildRow {
+                row,
+                unsaved: false,
+            });
+        }
+    }
+    for rows in &mut doc.children {
+        rows.sort_by_key(|c| c.row.idx);
+    }
+    Ok(())
+}
+
+/// The bound value of a row's column for writing.
+fn column_value(row: &Row, column: &str, kind: ColumnKind) -> SqlValue {
+    match column {
+        "name" => SqlValue::Text(row.name.clone()),
+        "creation" => row
+            .creation
+            .map(|t| SqlValue::Text(time::format(&t)))
+            .unwrap_or(SqlValue::Null),
+        "modified" => row
+            .modified
+            .map(|t| SqlValue::Text(time::format(&t)))
+            .unwrap_or(SqlValue::Null),
+        "owner" => row
+            .owner
+            .clone()
+            .map(SqlValue::Text)
+            .unwrap_or(SqlValue::Null),
+        "modified_by" => row
+            .modified_by
+            .clone()
+            .map(SqlValue::Text)
+            .unwrap_or(SqlValue::Null),
+        "docstatus" => SqlValue::Int(row.docstatus),
+        "idx" => SqlValue::Int(row.idx),
+        other => match row.fields.get(other) {
+            None | Some(serde_json::Value::Null) => match kind {
+                ColumnKind::Int => SqlValue::Int(0),
+                _ => SqlValue::Null,
+            },
+            Some(serde_json::Value::String(s)) => SqlValue::Text(s.clone()),
+            Some(serde_json::Value::Number(n)) => match n.as_i64() {
+                Some(i) => SqlValue::Int(i),
+                None => SqlValue::Float(n.as_f64().unwrap_or(0.0)),
+            },
+            Some(serde_json::Value::Bool(b)) => SqlValue::Int(i64::from(*b)),
+            Some(v) => SqlValue::Text(v.to_string()),
+        },
+    }
+}
+
+fn insert_row(conn: &mut DbConnection, table: &TableMeta, row: &Row) -> AppResult<()> {
+    let cols: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| format!("`{}`", c.name))
+        .collect();
+    let marks = vec!["?"; cols.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO `{}` ({}) VALUES ({marks})",
+        table.table,
+        cols.join(", ")
+    );
+    let binds = table
+        .columns
+        .iter()
+        .map(|c| column_value(row, c.name, c.kind))
+        .collect();
+    bind_all(query(sql), binds).execute(conn)?;
+    Ok(())
+}
+
+fn update_row(conn: &mut DbConnection, table: &TableMeta, row: &Row) -> AppResult<usize> {
+    let cols: Vec<&crate::frappe::meta::Column> = table
+        .columns
+        .iter()
+        .filter(|c| c.name != "name" && c.name != "creation")
+        .collect();
+    let sets: Vec<String> = cols.iter().map(|c| format!("`{}` = ?", c.name)).collect();
+    let sql = format!(
+        "UPDATE `{}` SET {} WHERE `name` = ?",
+        table.table,
+        sets.join(", ")
+    );
+    let mut binds: Vec<SqlValue> = cols
+        .iter()
+        .map(|c| column_value(row, c.name, c.kind))
+        .collect();
+    binds.push(SqlValue::Text(row.name.clone()));
+    Ok(bind_all(query(sql), binds).execute(conn)?)
+}
+
+/// Inserts a new document and its child rows.
+pub fn insert(conn: &mut DbConnection, doc: &Doc) -> AppResult<()> {
+    insert_row(conn, doc.meta.parent, &doc.row)?;
+    for (i, child) in doc.meta.children.iter().enumerate() {
+        for c in &doc.children[i] {
+            insert_row(conn, child.table, &c.row)?;
+        }
+    }
+    Ok(())
+}
+
+/// Saves a changed document: the parent row, then each child table (rows that are gone are
+/// deleted, kept rows updated in place, new rows inserted).
+pub fn update(conn: &mut DbConnection, doc: &Doc, replaced_tables: &[&str]) -> AppResult<()> {
+    if update_row(conn, doc.meta.parent, &doc.row)? == 0 {
+        return Err(AppError::not_found(doc.meta.doctype(), &doc.row.name));
+    }
+    for (i, child) in doc.meta.children.iter().enumerate() {
+        let rows = &doc.children[i];
+        if !replaced_tables.contains(&child.fieldname) {
+            // Untouched table: keep rows, follow the parent's modified/modified_by as Frappe does.
+            let sql = format!(
+                "UPDATE `{}` SET `modified` = ?, `modified_by` = ? WHERE `parent` = ? AND `parenttype` = ? AND `parentfield` = ?",
+                child.table.table
+            );
+            let binds = vec![
+                column_value(&doc.row, "modified", ColumnKind::Datetime),
+                column_value(&doc.row, "modified_by", ColumnKind::Data),
+                SqlValue::Text(doc.row.name.clone()),
+                SqlValue::Text(doc.meta.doctype().into()),
+                SqlValue::Text(child.fieldname.into()),
+            ];
+            bind_all(query(sql), binds).execute(conn)?;
+            continue;
+        }
+        let keep: Vec<SqlValue> = rows
+            .iter()
+            .filter(|r| !r.unsaved)
+            .map(|r| SqlValue::Text(r.row.name.clone()))
+            .collect();
+        let mut sql = format!(
+            "DELETE FROM `{}` WHERE `parent` = ? AND `parenttype` = ? AND `parentfield` = ?",
+            child.table.table
+        );
+        if !keep.is_empty() {
+            sql.push_str(&format!(
+                " AND `name` NOT IN ({})",
+                vec!["?"; keep.len()].join(", ")
+            ));
+        }
+        let mut binds = vec![
+            SqlValue::Text(doc.row.name.clone()),
+            SqlValue::Text(doc.meta.doctype().into()),
+            SqlValue::Text(child.fieldname.into()),
+        ];
+        binds.extend(keep);
+        bind_all(query(sql), binds).execute(conn)?;
+        for r in rows {
+            if r.unsaved {
+                insert_row(conn, child.table, &r.row)?;
+            } else {
+                update_row(conn, child.table, &r.row)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes a document, its child rows and its secrets.
+pub fn delete(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<usize> {
+    let n = query(format!(
+        "DELETE FROM `{}` WHERE `name` = ?",
+        meta.parent.table
+    ))
+    .bind::<Text, _>(name.to_string())
+    .execute(conn)?;
+    let mut done: Vec<&str> = Vec::new();
+    for c in meta.children {
+        if done.contains(&c.table.table) {
+            continue;
+        }
+        done.push(c.table.table);
+        query(format!(
+            "DELETE FROM `{}` WHERE `parent` = ? AND `parenttype` = ?",
+            c.table.table
+        ))
+        .bind::<Text, _>(name.to_string())
+        .bind::<Text, _>(meta.doctype().to_string())
+        .execute(conn)?;
+    }
+    query("DELETE FROM `__Auth` WHERE `doctype` = ? AND `name` = ?".to_string())
+        .bind::<Text, _>(meta.doctype().to_string())
+        .bind::<Text, _>(name.to_string())
+        .execute(conn)?;
+    Ok(n)
+}
+
+/// Locks a document row until the transaction ends (MariaDB `FOR UPDATE`; SQLite transactions
+/// that write are already exclusive).
+pub fn lock(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<()> {
+    if let DbConnection::Mysql(_) = conn {
+        let sql = format!(
+            "SELECT CAST(`name` AS CHAR) AS c0 FROM `{}` WHERE `name` = ? FOR UPDATE",
+            meta.parent.table
+        );
+        let _: Vec<DynRow> = query(sql).bind::<Text, _>(name.to_string()).load(conn)?;
+    }
+    Ok(())
+}
+
+/// Runs a list query: full parent rows in the query's order and page.
+pub fn list(
+    conn: &mut DbConnection,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+) -> AppResult<Vec<Row>> {
+    let b = backend(conn);
+    let (where_sql, mut binds) = where_with_owner(meta, q, owner);
+    let limit = q.limit_clause(b);
+    binds.extend(limit.binds);
+    let sql = format!(
+        "SELECT {} FROM `{}` t{}{}{}",
+        select_list(b, meta.parent, "t"),
+        meta.parent.table,
+        where_sql,
+        q.order_clause(),
+        limit.sql
+    );
+    let rows: Vec<DynRow> = bind_all(query(sql), binds).load(conn)?;
+    Ok(rows
+        .iter()
+        .map(|r| Row::from_text(meta.parent, &r.0))
+        .collect())
+}
+
+/// Counts the rows a list query matches (ignoring its page).
+pub fn count(
+    conn: &mut DbConnection,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+) -> AppResult<i64> {
+    let (where_sql, binds) = where_with_owner(meta, q, owner);
+    let sql = format!(
+        "SELECT CAST(COUNT(*) AS {}) AS c0 FROM `{}` t{}",
+        cast_ty(backend(conn)),
+        meta.parent.table,
+        where_sql
+    );
+    let rows: Vec<DynRow> = bind_all(query(sql), binds).load(conn)?;
+    Ok(rows
+        .first()
+        .and_then(|r| r.0.first().cloned().flatten())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0))
+}
+
+fn where_with_owner(
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+) -> (String, Vec<SqlValue>) {
+    // Child fields are read with a second query, not a join: render filters without one.
+    let mut plain = q.clone();
+    plain.select = crate::frappe::list_query::Select::Names;
+    let frag = plain.where_clause(meta, None);
+    let mut sql = frag.sql;
+    let mut binds = frag.binds;
+    if let Some(owner) = owner {
+        if sql.is_empty() {
+            sql = " WHERE t.`owner` = ?".to_string();
+        } else {
+            sql = format!(
+                " WHERE t.`owner` = ? AND ({})",
+                sql.trim_start().trim_start_matches("WHERE").trim()
+            );
+        }
+        binds.insert(0, SqlValue::Text(owner.to_string()));
+    }
+    (sql, binds)
+}
+
+/// Child rows of many parents at once (for list fields such as `` `tabOAuth Scope`.scope ``).
+pub fn child_rows(
+    conn: &mut DbConnection,
+    meta: &DocMeta,
+    table: &'static TableMeta,
+    parents: &[String],
+) -> AppResult<Vec<Row>> {
+    if parents.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {} FROM `{}` c WHERE c.`parenttype` = ? AND c.`parent` IN ({}) ORDER BY c.`idx`",
+        select_list(backend(conn), table, "c"),
+        table.table,
+        vec!["?"; parents.len()].join(", ")
+    );
+    let mut q = query(sql).bind::<Text, _>(meta.doctype().to_string());
+    for p in parents {
+        q = q.bind::<Text, _>(p.clone());
+    }
+    let rows: Vec<DynRow> = q.load(conn)?;
+    Ok(rows.iter().map(|r| Row::from_text(table, &r.0)).collect())
+}
+
+/// Token Caches linking to a Connected App (for LinkExistsError).
+pub fn linked_token_caches(conn: &mut DbConnection, app: &str) -> AppResult<Vec<String>> {
+    let sql = format!("SELECT CAST(`name` AS {}) AS c0 FROM `tabToken Cache` WHERE `connected_app` = ? ORDER BY `name`", cast_ty(backend(conn)));
+    let rows: Vec<DynRow> = query(sql).bind::<Text, _>(app.to_string()).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|r| r.0.into_iter().next().flatten())
+        .collect())
+}

@@ -1,0 +1,16 @@
+//! connected-apps: Frappe's Connected App and Token Cache as a standalone service.
+
+pub mod auth;
+pub mod cli;
+pub mod commands;
+pub mod configuration;
+pub mod db;
+pub mod doc;
+pub mod error;
+pub mod frappe;
+pub mod oauth;
+pub mod routes;
+pub mod secrets;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

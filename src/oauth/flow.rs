@@ -1,0 +1,788 @@
+//! The OAuth flows of a Connected App: connect (authorization URL), callback (code exchange),
+//! tokens for scripts (refresh once under concurrency), client credentials, revocation and
+//! OpenID discovery.
+
+use chrono::NaiveDateTime;
+use diesel::Connection;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Map, Value};
+use subtle::ConstantTimeEq;
+
+use super::client::{self, AppEndpoints, ClientLimits, OAuthError, Pkce, TokenKind, TokenSet};
+use super::store as oauth_store;
+use crate::auth::store as users;
+use crate::auth::CurrentUser;
+use crate::db::DbConnection;
+use crate::doc::service::{self, Perm, StatePtr};
+use crate::doc::{store, ChildRow, Doc, Row};
+use crate::error::{AppError, AppResult};
+use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
+use crate::frappe::{random_name, time};
+use crate::state::AppState;
+
+const EXPECTATION_FAILED: actix_web::http::StatusCode =
+    actix_web::http::StatusCode::EXPECTATION_FAILED;
+
+/// The Token Cache name of a user's connection (`<app>-<user>`; `<app>-` for the app itself).
+pub fn token_cache_name(app: &str, user: Option<&str>) -> String {
+    format!("{app}-{}", user.unwrap_or(""))
+}
+
+pub fn limits(state: &AppState) -> ClientLimits {
+    ClientLimits {
+        max_response_bytes: state.settings.http_max_response,
+    }
+}
+
+/// Decrypts a Password field of a document (`None` when unset).
+pub fn secret_of(
+    state: &AppState,
+    conn: &mut DbConnection,
+    doctype: &str,
+    name: &str,
+    field: &str,
+) -> AppResult<Option<SecretString>> {
+    let Some((stored, encrypted)) = users::auth_value(conn, doctype, name, field)? else {
+        return Ok(None);
+    };
+    if encrypted == 0 {
+        return Ok(Some(SecretString::from(stored)));
+    }
+    state.keys.decrypt(&stored).map(Some).map_err(|_| {
+        AppError::validation(format!(
+            "The stored {field} of {doctype} {name} cannot be decrypted with this site's key."
+        ))
+    })
+}
+
+/// What the provider client needs from a Connected App.
+pub fn endpoints(state: &AppState, conn: &mut DbConnection, app: &Doc) -> AppResult<AppEndpoints> {
+    let s = |f: &str| {
+        app.row
+            .get_str(f)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    Ok(AppEndpoints {
+        client_id: s("client_id").unwrap_or_default(),
+        client_secret: secret_of(state, conn, "Connected App", app.name(), "client_secret")?,
+        authorization_uri: s("authorization_uri"),
+        token_uri: s("token_uri"),
+        revocation_uri: s("revocation_uri"),
+        redirect_uri: s("redirect_uri").unwrap_or_default(),
+        scopes: app.child_values("scopes", "scope"),
+        query_params: app
+            .child("query_parameters")
+            .iter()
+            .map(|c| {
+                (
+                    c.row.get_str("key").unwrap_or_default().to_string(),
+                    c.row.get_str("value").unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+    })
+}
+
+/// A provider failure as a Frappe-shaped 4xx (or 503 when the provider is unreachable).
+pub fn provider_error(e: &OAuthError) -> AppError {
+    match e {
+        OAuthError::InvalidTokenType => AppError::validation("Received an invalid token type."),
+        OAuthError::Unreachable { .. } | OAuthError::Timeout { .. } => AppError::thrown(
+            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailableError",
+            format!("The OAuth provider could not be reached: {e}"),
+        ),
+        OAuthError::Provider { status, .. } if *status >= 500 => AppError::thrown(
+            actix_web::http::StatusCode::BAD_GATEWAY,
+            "OAuthProviderError",
+            format!("The OAuth provider failed: {e}"),
+        ),
+        _ => AppError::thrown(
+            EXPECTATION_FAILED,
+            "OAuthProviderError",
+            format!("The OAuth provider refused the request: {e}"),
+        ),
+    }
+}
+
+/// Starts the web application flow: a fresh single-use `state` (and PKCE verifier) is kept in
+/// the Token Cache `<app>-<user>`, and the provider's authorization URL is returned.
+pub async fn initiate(
+    state: &AppState,
+    caller: &CurrentUser,
+    app: &Doc,
+    for_user: Option<String>,
+    success_uri: Option<String>,
+) -> AppResult<String> {
+    let target = for_user
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| caller.name.clone());
+    if !target.eq_ignore_ascii_case(&caller.name) && !caller.is_system_manager() {
+        return Err(AppError::permission(
+            vec![crate::error::ServerMessage::raised(
+                "Only a System Manager can connect an account for another user.",
+            )],
+            None,
+        ));
+    }
+    if let Some(s) = &success_uri {
+        if s.len() > 140 {
+            return Err(AppError::validation(
+                "success_uri is too long: it can have at most 140 characters.",
+            ));
+        }
+    }
+    let app = app.clone();
+    let caller_name = caller.name.clone();
+    let st = StatePtr::new(state);
+    state
+        .db
+        .run(move |conn| {
+            let state = st.get();
+            let now = state.clock.now();
+            let ep = endpoints(state, conn, &app)?;
+            let oauth_state = crate::secrets::random_token(30);
+            let pkce = if oauth_store::pkce_enabled(conn, app.name())? {
+                Some(Pkce::generate())
+            } else {
+                None
+            };
+            let url = client::authorization_url(
+                &ep,
+                &oauth_state,
+                pkce.as_ref().map(|p| p.challenge.as_str()),
+            )
+            .map_err(|e| AppError::validation(e.to_string()))?;
+            if users::find_user(conn, &target)?.is_none() {
+                return Err(AppError::not_found("User", &target));
+            }
+            let name = token_cache_name(app.name(), Some(&target));
+            conn.transaction(|conn| {
+                store::lock(conn, &TOKEN_CACHE, &name)?;
+                match store::load(conn, &TOKEN_CACHE, &name)? {
+                    Some(mut tc) => {
+                        tc.row.set("state", Value::String(oauth_state.clone()));
+                        if let Some(s) = &success_uri {
+                            tc.row.set("success_uri", Value::String(s.clone()));
+                        }
+                        tc.row.modified = Some(now);
+                        tc.row.modified_by = Some(caller_name.clone());
+                        store::update(conn, &tc, &[])?;
+                    }
+                    None => {
+                        let mut tc = Doc::new(&TOKEN_CACHE, name.clone());
+                        tc.row.owner = Some(caller_name.clone());
+                        tc.row.modified_by = Some(caller_name.clone());
+                        tc.row.creation = Some(now);
+                        tc.row.modified = Some(now);
+                        tc.row.set("user", Value::String(target.clone()));
+                        tc.row
+                            .set("connected_app", Value::String(app.name().to_string()));
+                        tc.row.set("provider_name", app.row.value("provider_name"));
+                        tc.row.set("expires_in", Value::from(0));
+                        tc.row.set("state", Value::String(oauth_state.clone()));
+                        if let Some(s) = &success_uri {
+                            tc.row.set("success_uri", Value::String(s.clone()));
+                        }
+                        store::insert(conn, &tc)?;
+                    }
+                }
+                let mut ts = oauth_store::token_state(conn, &name)?.unwrap_or_default();
+                ts.token_cache = name.clone();
+                ts.code_verifier = pkce
+                    .as_ref()
+                    .map(|p| state.keys.encrypt(p.verifier.expose_secret()));
+                ts.state_expires_at = Some(
+                    now + chrono::Duration::seconds(state.settings.state_ttl.as_secs() as i64),
+                );
+                oauth_store::save_token_state(conn, &ts)?;
+                Ok(url)
+            })
+        })
+        .await
+}
+
+/// What a successful callback did.
+#[derive(Debug)]
+pub struct Connected {
+    pub token_cache: String,
+    pub success_uri: Option<String>,
+}
+
+fn invalid_state() -> AppError {
+    AppError::validation(
+        "Invalid token state! Check if the token has been created by the OAuth user.",
+    )
+}
+
+/// The provider redirected back: checks `state` (constant time, single use, not expired),
+/// exchanges the code and stores the tokens.
+pub async fn callback(
+    state: &AppState,
+    user: &CurrentUser,
+    app_name: &str,
+    code: Option<String>,
+    given_state: Option<String>,
+    provider_error_param: Option<(String, Option<String>)>,
+) -> AppResult<Connected> {
+    let app_name = app_name.to_string();
+    let user_name = user.name.clone();
+    let st = StatePtr::new(state);
+    // 1. Look up and check the pending state.
+    let (app, ep, name, verifier) = state
+        .db
+        .run(move |conn| {
+            let state = st.get();
+            let app = store::load(conn, &CONNECTED_APP, &app_name)?
+                .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
+            let name = token_cache_name(app.name(), Some(&user_name));
+            let tc = store::load(conn, &TOKEN_CACHE, &name)?.ok_or_else(invalid_state)?;
+            let stored = tc.row.get_str("state").unwrap_or_default().to_string();
+            let given = given_state.unwrap_or_default();
+            if stored.is_empty() || !bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
+                return Err(invalid_state());
+            }
+            let ts = oauth_store::token_state(conn, &name)?.unwrap_or_default();
+            if ts.state_expires_at.is_some_and(|t| t < state.clock.now()) {
+                return Err(AppError::validation(
+                    "The authorization request has expired. Please connect again.",
+                ));
+            }
+            let verifier = match &ts.code_verifier {
+                Some(v) => Some(state.keys.decrypt(v).map_err(|_| invalid_state())?),
+                None => None,
+            };
+            let ep = endpoints(state, conn, &app)?;
+            Ok((app, ep, name, verifier))
+        })
+        .await?;
+    if let Some((error, description)) = provider_error_param {
+        return Err(AppError::thrown(
+            EXPECTATION_FAILED,
+            "OAuthProviderError",
+            format!(
+                "The OAuth provider refused the authorization: ({error}) {}",
+                description.unwrap_or_default()
+            ),
+        ));
+    }
+    let code = code.filter(|c| !c.is_empty()).ok_or_else(|| {
+        AppError::validation("Please supply either code or authorization_response parameters.")
+    })?;
+    // 2. Exchange the code (outside any transaction).
+    let tokens =
+        match client::exchange_code(&state.http, &limits(state), &ep, &code, verifier.as_ref())
+            .await
+        {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(connected_app = %app.name(), error = %e, "code exchange failed");
+                return Err(provider_error(&e));
+            }
+        };
+    // 3. Store them; the state is used up.
+    let user_name = user.name.clone();
+    let name2 = name.clone();
+    let st = StatePtr::new(state);
+    let success_uri = state
+        .db
+        .run(move |conn| {
+            let state = st.get();
+            conn.transaction(|conn| {
+                store::lock(conn, &TOKEN_CACHE, &name2)?;
+                let mut tc = store::load(conn, &TOKEN_CACHE, &name2)?.ok_or_else(invalid_state)?;
+                // A concurrent callback may have used the state while we talked to the provider.
+                if tc.row.get_str("state").unwrap_or_default().is_empty() {
+                    return Err(invalid_state());
+                }
+                tc.row.set("state", Value::Null);
+                store_tokens(state, conn, &mut tc, &tokens, &user_name)?;
+                let mut ts = oauth_store::token_state(conn, &name2)?.unwrap_or_default();
+                ts.token_cache = name2.clone();
+                ts.code_verifier = None;
+                ts.state_expires_at = None;
+                oauth_store::save_token_state(conn, &ts)?;
+                Ok(tc.row.get_str("success_uri").map(str::to_string))
+            })
+        })
+        .await?;
+    Ok(Connected {
+        token_cache: name,
+        success_uri,
+    })
+}
+
+/// Writes a token response into a loaded Token Cache and saves it (inside a transaction).
+fn store_tokens(
+    state: &AppState,
+    conn: &mut DbConnection,
+    tc: &mut Doc,
+    tokens: &TokenSet,
+    by: &str,
+) -> AppResult<()> {
+    let now = state.clock.now();
+    let name = tc.name().to_string();
+    tc.row.set(
+        "access_token",
+        Value::String(crate::secrets::mask_secret(
+            tokens.access_token.expose_secret(),
+        )),
+    );
+    users::set_auth_value(
+        conn,
+        "Token Cache",
+        &name,
+        "access_token",
+        &state.keys.encrypt(tokens.access_token.expose_secret()),
+        true,
+    )?;
+    if let Some(rt) = &tokens.refresh_token {
+        tc.row.set(
+            "refresh_token",
+            Value::String(crate::secrets::mask_secret(rt.expose_secret())),
+        );
+        users::set_auth_value(
+            conn,
+            "Token Cache",
+            &name,
+            "refresh_token",
+            &state.keys.encrypt(rt.expose_secret()),
+            true,
+        )?;
+    }
+    tc.row.set(
+        "expires_in",
+        Value::from(tokens.expires_in.unwrap_or(0).clamp(0, i32::MAX as i64)),
+    );
+    tc.row
+        .set("token_type", Value::String(tokens.token_type.clone()));
+    tc.row.modified = Some(now);
+    tc.row.modified_by = Some(by.to_string());
+    let mut replaced: Vec<&str> = Vec::new();
+    if let Some(scope) = &tokens.scope {
+        let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+        let rows = scopes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let mut r = Row::new(random_name());
+                r.owner = tc.row.owner.clone();
+                r.creation = tc.row.creation;
+                r.modified = Some(now);
+                r.modified_by = Some(by.to_string());
+                r.idx = i as i64 + 1;
+                r.set("scope", Value::String((*s).to_string()));
+                r.set("parent", Value::String(name.clone()));
+                r.set("parentfield", Value::String("scopes".into()));
+                r.set("parenttype", Value::String("Token Cache".into()));
+                ChildRow {
+                    row: r,
+                    unsaved: true,
+                }
+            })
+            .collect();
+        tc.children[0] = rows;
+        replaced.push("scopes");
+    }
+    store::update(conn, tc, &replaced)?;
+    let mut ts = oauth_store::token_state(conn, &name)?.unwrap_or_default();
+    ts.token_cache = name;
+    ts.received_at = Some(now);
+    ts.needs_reconnect = 0;
+    oauth_store::save_token_state(conn, &ts)
+}
+
+/// Seconds until a Token Cache's access token expires: received time (or, for rows Frappe
+/// wrote, `modified`) plus `expires_in`, minus now.
+pub fn seconds_left(state: &AppState, tc: &Doc, received_at: Option<NaiveDateTime>) -> i64 {
+    let base = received_at.or(tc.row.modified);
+    let Some(base) = base else { return 0 };
+    let expires_in = tc.row.get_i64("expires_in").unwrap_or(0);
+    expires_in - state.clock.seconds_since(base)
+}
+
+/// The caller's usable token, refreshed first when it has expired or is about to.
+pub async fn get_access_token(
+    state: &AppState,
+    app_name: &str,
+    user: Option<&str>,
+    caller: &str,
+) -> AppResult<Value> {
+    let name = {
+        let app_name = app_name.to_string();
+        let app = state
+            .db
+            .run(move |conn| {
+                store::exists(conn, &CONNECTED_APP, &app_name)?
+                    .ok_or_else(|| AppError::not_found("Connected App", &app_name))
+            })
+            .await?;
+        token_cache_name(&app, user)
+    };
+    let margin = state.settings.refresh_margin.as_secs() as i64;
+    // Fast path: a fresh token needs no lock.
+    if let Some(v) = read_fresh(state, &name, margin).await? {
+        return Ok(v);
+    }
+    // One refresh per process at a time for this connection…
+    let lock = state.oauth.lock_for(&name);
+    let _guard = lock.lock().await;
+    let owner = format!("{}-{}", std::process::id(), crate::secrets::random_hex(8));
+    let deadline =
+        std::time::Instant::now() + state.settings.http_timeout + std::time::Duration::from_secs(5);
+    loop {
+        if let Some(v) = read_fresh(state, &name, margin).await? {
+            return Ok(v);
+        }
+        // …and one across processes, through a lease row in the database.
+        let (n2, o2) = (name.clone(), owner.clone());
+        let clock = state.clock;
+        let lease = state.settings.http_timeout.as_secs() as i64 + 5;
+        let taken = state
+            .db
+            .run(move |conn| {
+                let now = clock.now();
+                oauth_store::take_lease(conn, &n2, &o2, now, now + chrono::Duration::seconds(lease))
+            })
+            .await?;
+        if taken {
+            let result = refresh_now(state, &name, caller).await;
+            let (n3, o3) = (name.clone(), owner.clone());
+            let _ = state
+                .db
+                .run(move |conn| oauth_store::release_lease(conn, &n3, &o3))
+                .await;
+            result?;
+            continue;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(AppError::unavailable(
+                &"another instance is still refreshing this token",
+            ));
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The token as the API returns it, when it is usable for at least `margin` more seconds.
+async fn read_fresh(state: &AppState, name: &str, margin: i64) -> AppResult<Option<Value>> {
+    let n = name.to_string();
+    let st = StatePtr::new(state);
+    state
+        .db
+        .run(move |conn| {
+            let state = st.get();
+            let Some(tc) = store::load(conn, &TOKEN_CACHE, &n)? else {
+                return Err(not_connected(&n));
+            };
+            let ts = oauth_store::token_state(conn, &n)?.unwrap_or_default();
+            if ts.needs_reconnect != 0 {
+                return Err(reconnect_needed());
+            }
+            let Some(token) = secret_of(state, conn, "Token Cache", &n, "access_token")? else {
+                return Err(not_connected(&n));
+            };
+            let left = seconds_left(state, &tc, ts.received_at);
+            if left <= margin {
+                return Ok(None);
+            }
+            Ok(Some(json!({
+                "access_token": token.expose_secret(),
+                "token_type": tc.row.get_str("token_type").unwrap_or("Bearer"),
+                "expires_in": left,
+                "scope": tc.child_values("scopes", "scope").join(" "),
+            })))
+        })
+        .await
+}
+
+fn not_connected(name: &str) -> AppError {
+    AppError::thrown(
+        EXPECTATION_FAILED,
+        "ValidationError",
+        format!("There is no connection {name}. Connect the account first."),
+    )
+}
+
+fn reconnect_needed() -> AppError {
+    AppError::thrown(
+        EXPECTATION_FAILED,
+        "ValidationError",
+        "The provider no longer accepts this connection (invalid_grant). Please connect again.",
+    )
+}
+
+/// Refreshes one connection now (the caller holds the lease).
+async fn refresh_now(state: &AppState, name: &str, caller: &str) -> AppResult<()> {
+    let n = name.to_string();
+    let st = StatePtr::new(state);
+    let (ep, refresh_token) = state
+        .db
+        .run(move |conn| {
+            let state = st.get();
+            let tc = store::load(conn, &TOKEN_CACHE, &n)?.ok_or_else(|| not_connected(&n))?;
+            let app_name = tc
+                .row
+                .get_str("connected_app")
+                .unwrap_or_default()
+                .to_string();
+            let app = store::load(conn, &CONNECTED_APP, &app_name)?
+                .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
+            let ep = endpoints(state, conn, &app)?;
+            let rt = secret_of(state, conn, "Token Cache", &n, "refresh_token")?;
+            Ok((ep, rt))
+        })
+        .await?;
+    let Some(refresh_token) = refresh_token else {
+        return Err(AppError::validation(
+            "The access token has expired and there is no refresh token. Please connect again.",
+        ));
+    };
+    match client::refresh(&state.http, &limits(state), &ep, Some(&refresh_token)).await {
+        Ok(tokens) => {
+            let n = name.to_string();
+            let by = caller.to_string();
+            let st = StatePtr::new(state);
+            state
+                .db
+                .run(move |conn| {
+                    let state = st.get();
+                    conn.transaction(|conn| {
+                        store::lock(conn, &TOKEN_CACHE, &n)?;
+                        let mut tc = store::load(conn, &TOKEN_CACHE, &n)?
+                            .ok_or_else(|| not_connected(&n))?;
+                        store_tokens(state, conn, &mut tc, &tokens, &by)
+                    })
+                })
+                .await?;
+            tracing::info!(token_cache = %name, "token refreshed");
+            Ok(())
+        }
+        Err(e) if e.is_invalid_grant() => {
+            tracing::warn!(token_cache = %name, "refresh refused with invalid_grant; the user must connect again");
+            let n = name.to_string();
+            state
+                .db
+                .run(move |conn| {
+                    let mut ts = oauth_store::token_state(conn, &n)?.unwrap_or_default();
+                    ts.token_cache = n.clone();
+                    ts.needs_reconnect = 1;
+                    oauth_store::save_token_state(conn, &ts)
+                })
+                .await?;
+            Err(reconnect_needed())
+        }
+        Err(e) => {
+            tracing::warn!(token_cache = %name, error = %e, "token refresh failed");
+            Err(provider_error(&e))
+        }
+    }
+}
+
+/// `has_token`: the user has a stored access token that does not need reconnecting.
+pub async fn has_token(state: &AppState, app_name: &str, user: &str) -> AppResult<bool> {
+    let (app_name, user) = (app_name.to_string(), user.to_string());
+    state
+        .db
+        .run(move |conn| {
+            let app = store::exists(conn, &CONNECTED_APP, &app_name)?
+                .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
+            let name = token_cache_name(&app, Some(&user));
+            if store::exists(conn, &TOKEN_CACHE, &name)?.is_none() {
+                return Ok(false);
+            }
+            if oauth_store::token_state(conn, &name)?.is_some_and(|t| t.needs_reconnect != 0) {
+                return Ok(false);
+            }
+            Ok(users::auth_value(conn, "Token Cache", &name, "access_token")?.is_some())
+        })
+        .await
+}
+
+/// Client credentials for the app itself, cached in Token Cache `<app>-` until it nears expiry.
+pub async fn backend_app_token(state: &AppState, app_name: &str, caller: &str) -> AppResult<Value> {
+    let app_name2 = app_name.to_string();
+    let app = state
+        .db
+        .run(move |conn| {
+            store::load(conn, &CONNECTED_APP, &app_name2)?
+                .ok_or_else(|| AppError::not_found("Connected App", &app_name2))
+        })
+        .await?;
+    let name = token_cache_name(app.name(), None);
+    let margin = state.settings.refresh_margin.as_secs() as i64;
+    let lock = state.oauth.lock_for(&name);
+    let _guard = lock.lock().await;
+    match read_fresh(state, &name, margin).await {
+        Ok(Some(v)) => return Ok(v),
+        Ok(None) => {}
+        Err(e) if e.exc_type == "ValidationError" => {}
+        Err(e) => return Err(e),
+    }
+    let st = StatePtr::new(state);
+    let app2 = app.clone();
+    let ep = state
+        .db
+        .run(move |conn| endpoints(st.get(), conn, &app2))
+        .await?;
+    let tokens = client::client_credentials(&state.http, &limits(state), &ep)
+        .await
+        .map_err(|e| provider_error(&e))?;
+    let n = name.clone();
+    let by = caller.to_string();
+    let st = StatePtr::new(state);
+    state
+        .db
+        .run(move |conn| {
+            let state = st.get();
+            conn.transaction(|conn| {
+                store::lock(conn, &TOKEN_CACHE, &n)?;
+                let mut tc = match store::load(conn, &TOKEN_CACHE, &n)? {
+                    Some(tc) => tc,
+                    None => {
+                        let now = state.clock.now();
+                        let mut tc = Doc::new(&TOKEN_CACHE, n.clone());
+                        tc.row.owner = Some(by.clone());
+                        tc.row.creation = Some(now);
+                        tc.row.modified = Some(now);
+                        tc.row.modified_by = Some(by.clone());
+                        tc.row
+                            .set("connected_app", Value::String(app.name().to_string()));
+                        tc.row.set("provider_name", app.row.value("provider_name"));
+                        tc.row.set("expires_in", Value::from(0));
+                        store::insert(conn, &tc)?;
+                        tc
+                    }
+                };
+                let mut ts = oauth_store::token_state(conn, &n)?.unwrap_or_default();
+                if ts.needs_reconnect != 0 {
+                    ts.token_cache = n.clone();
+                    ts.needs_reconnect = 0;
+                    oauth_store::save_token_state(conn, &ts)?;
+                }
+                store_tokens(state, conn, &mut tc, &tokens, &by)
+            })
+        })
+        .await?;
+    read_fresh(state, &name, 0).await?.ok_or_else(|| {
+        AppError::validation("The provider issued a token that has already expired.")
+    })
+}
+
+/// Tokens to revoke once a Token Cache is deleted.
+pub struct Revocation {
+    endpoints: AppEndpoints,
+    tokens: Vec<(SecretString, TokenKind)>,
+    name: String,
+}
+
+/// Reads what revoking a Token Cache needs, before it is deleted. `None` when there is nothing
+/// to revoke (no revocation URI, no tokens, or not a Token Cache).
+pub async fn prepare_revocation(state: &AppState, name: &str) -> Option<Revocation> {
+    let n = name.to_string();
+    let st = StatePtr::new(state);
+    state
+        .db
+        .run(move |conn| {
+            let state = st.get();
+            let Some(tc) = store::load(conn, &TOKEN_CACHE, &n)? else {
+                return Ok(None);
+            };
+            let app_name = tc
+                .row
+                .get_str("connected_app")
+                .unwrap_or_default()
+                .to_string();
+            let Some(app) = store::load(conn, &CONNECTED_APP, &app_name)? else {
+                return Ok(None);
+            };
+            let ep = endpoints(state, conn, &app)?;
+            if ep.revocation_uri.is_none() {
+                return Ok(None);
+            }
+            let mut tokens = Vec::new();
+            if let Some(rt) = secret_of(state, conn, "Token Cache", tc.name(), "refresh_token")? {
+                tokens.push((rt, TokenKind::RefreshToken));
+            }
+            if let Some(at) = secret_of(state, conn, "Token Cache", tc.name(), "access_token")? {
+                tokens.push((at, TokenKind::AccessToken));
+            }
+            Ok((!tokens.is_empty()).then(|| Revocation {
+                endpoints: ep,
+                tokens,
+                name: tc.name().to_string(),
+            }))
+        })
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Revokes at the provider (RFC 7009, refresh token first). Failures are logged, not raised:
+/// the user asked to disconnect and the local tokens are already gone.
+pub async fn revoke(state: &AppState, r: Revocation) {
+    for (token, kind) in &r.tokens {
+        match client::revoke(&state.http, &limits(state), &r.endpoints, token, *kind).await {
+            Ok(()) => tracing::info!(token_cache = %r.name, hint = kind.hint(), "token revoked"),
+            Err(e) => {
+                tracing::warn!(token_cache = %r.name, hint = kind.hint(), error = %e, "token revocation failed")
+            }
+        }
+    }
+}
+
+/// Fetches the app's `openid_configuration` and fills its endpoints (needs write permission).
+pub async fn fill_from_discovery(
+    state: &AppState,
+    user: &CurrentUser,
+    app: &Doc,
+) -> AppResult<Doc> {
+    if !service::can(user, &CONNECTED_APP, Perm::Write, app.row.owner.as_deref()) {
+        return Err(service::forbidden(
+            user,
+            &CONNECTED_APP,
+            Perm::Write,
+            Some(app.name()),
+        ));
+    }
+    let url = app
+        .row
+        .get_str("openid_configuration")
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| AppError::validation("Please set the OpenID Configuration URL first."))?
+        .to_string();
+    let d = client::discover(&state.http, &limits(state), &url)
+        .await
+        .map_err(|e| provider_error(&e))?;
+    let mut body = Map::new();
+    let mut put = |k: &str, v: Option<String>| {
+        if let Some(v) = v {
+            body.insert(k.to_string(), Value::String(v));
+        }
+    };
+    put("authorization_uri", d.authorization_endpoint);
+    put("token_uri", d.token_endpoint);
+    put("userinfo_uri", d.userinfo_endpoint);
+    put("introspection_uri", d.introspection_endpoint);
+    put("revocation_uri", d.revocation_endpoint);
+    service::update(state, user, &CONNECTED_APP, app.name(), body).await
+}
+
+/// Whether a `success_uri` may be redirected to: a relative path or the service's own origin.
+pub fn safe_redirect(state: &AppState, uri: &str) -> bool {
+    if uri.chars().any(|c| c.is_control()) {
+        return false;
+    }
+    if uri.starts_with('/') {
+        return !uri.starts_with("//") && !uri.starts_with("/\\");
+    }
+    match (url::Url::parse(uri), url::Url::parse(&state.public_url)) {
+        (Ok(u), Ok(p)) => u.origin() == p.origin(),
+        _ => false,
+    }
+}
+
+pub fn format_ts(t: &NaiveDateTime) -> String {
+    time::format(t)
+}

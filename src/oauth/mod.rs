@@ -1,0 +1,30 @@
+//! OAuth 2.0 flows for Connected Apps: the provider client, and per-connection single flight.
+
+pub mod client;
+pub mod flow;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Process-wide OAuth bookkeeping: one async lock per Token Cache so that a token is
+/// refreshed once however many requests ask at the same time.
+#[derive(Debug, Default)]
+pub struct OAuthState {
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl OAuthState {
+    /// The lock for one Token Cache (names compare case-insensitively, as in the database).
+    pub fn lock_for(&self, token_cache: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let key = token_cache.to_lowercase();
+        let mut locks = match self.locks.lock() {
+            Ok(l) => l,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if locks.len() > 10_000 {
+            locks.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        locks.entry(key).or_default().clone()
+    }
+}

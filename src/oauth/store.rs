@@ -1,0 +1,141 @@
+//! The service's own OAuth tables: per-app settings and per-connection flow state.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::schema::{ca_app_settings, ca_token_state};
+use crate::db::DbConnection;
+use crate::error::AppResult;
+
+/// Flow data Frappe has no column for.
+#[derive(Debug, Clone, Default, Queryable)]
+pub struct TokenState {
+    pub token_cache: String,
+    /// Fernet-encrypted PKCE verifier of the pending authorization.
+    pub code_verifier: Option<String>,
+    pub state_expires_at: Option<NaiveDateTime>,
+    pub received_at: Option<NaiveDateTime>,
+    pub needs_reconnect: i32,
+    pub refresh_lease_until: Option<NaiveDateTime>,
+    pub refresh_lease_owner: Option<String>,
+}
+
+pub fn token_state(conn: &mut DbConnection, name: &str) -> AppResult<Option<TokenState>> {
+    Ok(ca_token_state::table
+        .filter(ca_token_state::token_cache.eq(name))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn save_token_state(conn: &mut DbConnection, s: &TokenState) -> AppResult<()> {
+    let n = diesel::update(
+        ca_token_state::table.filter(ca_token_state::token_cache.eq(&s.token_cache)),
+    )
+    .set((
+        ca_token_state::code_verifier.eq(&s.code_verifier),
+        ca_token_state::state_expires_at.eq(s.state_expires_at),
+        ca_token_state::received_at.eq(s.received_at),
+        ca_token_state::needs_reconnect.eq(s.needs_reconnect),
+    ))
+    .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(ca_token_state::table)
+            .values((
+                ca_token_state::token_cache.eq(&s.token_cache),
+                ca_token_state::code_verifier.eq(&s.code_verifier),
+                ca_token_state::state_expires_at.eq(s.state_expires_at),
+                ca_token_state::received_at.eq(s.received_at),
+                ca_token_state::needs_reconnect.eq(s.needs_reconnect),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn delete_token_state(conn: &mut DbConnection, name: &str) -> AppResult<()> {
+    diesel::delete(ca_token_state::table.filter(ca_token_state::token_cache.eq(name)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether PKCE is used for an app (on unless switched off).
+pub fn pkce_enabled(conn: &mut DbConnection, app: &str) -> AppResult<bool> {
+    let v: Option<i32> = ca_app_settings::table
+        .filter(ca_app_settings::connected_app.eq(app))
+        .select(ca_app_settings::pkce)
+        .first(conn)
+        .optional()?;
+    Ok(v.unwrap_or(1) != 0)
+}
+
+pub fn set_pkce(conn: &mut DbConnection, app: &str, on: bool) -> AppResult<()> {
+    let v = i32::from(on);
+    let n = diesel::update(ca_app_settings::table.filter(ca_app_settings::connected_app.eq(app)))
+        .set(ca_app_settings::pkce.eq(v))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(ca_app_settings::table)
+            .values((
+                ca_app_settings::connected_app.eq(app),
+                ca_app_settings::pkce.eq(v),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+pub fn delete_app_settings(conn: &mut DbConnection, app: &str) -> AppResult<()> {
+    diesel::delete(ca_app_settings::table.filter(ca_app_settings::connected_app.eq(app)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Takes the refresh lease of a connection when it is free or expired; true when taken.
+/// One UPDATE decides, so exactly one process (and one request) wins.
+pub fn take_lease(
+    conn: &mut DbConnection,
+    name: &str,
+    owner: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+) -> AppResult<bool> {
+    if token_state(conn, name)?.is_none() {
+        let _ = save_token_state(
+            conn,
+            &TokenState {
+                token_cache: name.to_string(),
+                ..Default::default()
+            },
+        );
+    }
+    let n = diesel::update(
+        ca_token_state::table
+            .filter(ca_token_state::token_cache.eq(name))
+            .filter(
+                ca_token_state::refresh_lease_until
+                    .is_null()
+                    .or(ca_token_state::refresh_lease_until.lt(now)),
+            ),
+    )
+    .set((
+        ca_token_state::refresh_lease_until.eq(Some(until)),
+        ca_token_state::refresh_lease_owner.eq(Some(owner)),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Gives the lease back (only when still ours).
+pub fn release_lease(conn: &mut DbConnection, name: &str, owner: &str) -> AppResult<()> {
+    diesel::update(
+        ca_token_state::table
+            .filter(ca_token_state::token_cache.eq(name))
+            .filter(ca_token_state::refresh_lease_owner.eq(owner)),
+    )
+    .set((
+        ca_token_state::refresh_lease_until.eq(None::<NaiveDateTime>),
+        ca_token_state::refresh_lease_owner.eq(None::<String>),
+    ))
+    .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! `/api/method/<dotted.path>`: Frappe's whitelisted functions, dispatched by name.
+
+use actix_web::http::Method;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use super::{auth, client, desk, oauth};
+use crate::auth::CurrentUser;
+use crate::error::AppError;
+use crate::frappe::args::Args;
+use crate::state::AppState;
+
+/// `{"data": v}`.
+pub fn data(v: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "data": v }))
+}
+
+/// `{"message": v}`.
+pub fn message(v: Value) -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "message": v }))
+}
+
+/// Everything a method handler gets.
+pub struct Call {
+    pub state: web::Data<AppState>,
+    pub user: CurrentUser,
+    pub args: Args,
+    pub method: Method,
+    pub req: HttpRequest,
+    /// Answering under /api/v2 (`data` instead of `message`).
+    pub v2: bool,
+}
+
+impl Call {
+    /// Wraps a result the way the API version expects.
+    pub fn reply(&self, v: Value) -> HttpResponse {
+        if self.v2 {
+            data(v)
+        } else {
+            message(v)
+        }
+    }
+
+    pub fn require_login(&self, name: &str) -> Result<(), AppError> {
+        if self.user.is_guest() {
+            Err(AppError::not_whitelisted(name))
+        } else {
+            Ok(())
+        }
+    }
+
+    pub fn require_post(&self) -> Result<(), AppError> {
+        if self.method == Method::POST || self.method == Method::PUT {
+            Ok(())
+        } else {
+            Err(AppError::not_permitted())
+        }
+    }
+}
+
+pub async fn dispatch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let name = path.into_inner();
+    let (args, _) = Args::parse(&req, &body)?;
+    let call = Call {
+        state,
+        user,
+        args,
+        method: req.method().clone(),
+        req,
+        v2: false,
+    };
+    run(&name, call).await
+}
+
+/// Runs a method by its dotted name (shared by /api/method and /api/v2/method).
+pub async fn run(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    match name {
+        "ping" => Ok(call.reply(json!("pong"))),
+        "login" => auth::login(call).await,
+        "logout" => auth::logout(call).await,
+        "frappe.auth.get_logged_user" => {
+            call.require_login(name)?;
+            Ok(call.reply(json!(call.user.name)))
+        }
+        "frappe.client.get_list" => client::get_list(name, call).await,
+        "frappe.client.get" => client::get(name, call).await,
+        "frappe.client.get_count" => client::get_count(name, call).await,
+        "frappe.client.get_value" => client::get_value(name, call).await,
+        "frappe.client.insert" => client::insert(name, call).await,
+        "frappe.client.set_value" => client::set_value(name, call).await,
+        "frappe.client.delete" => client::delete(name, call).await,
+        "frappe.client.validate_link" => client::validate_link(name, call).await,
+        "frappe.client.get_password" => client::get_password(name, call).await,
+        "run_doc_method" | "runserverobj" => oauth::run_doc_method(name, call).await,
+        "frappe.desk.form.load.getdoc" => desk::getdoc(name, call).await,
+        "frappe.desk.reportview.get" => desk::reportview_get(name, call).await,
+        "frappe.desk.reportview.get_count" => client::get_count(name, call).await,
+        "frappe.desk.form.save.savedocs" => desk::savedocs(name, call).await,
+        "frappe.integrations.doctype.connected_app.connected_app.has_token"
+        | "Connected App.has_token" => oauth::has_token(name, call).await,
+        "connected_apps.get_access_token" => oauth::get_access_token(name, call).await,
+        "connected_apps.get_backend_app_token" => oauth::get_backend_app_token(name, call).await,
+        "frappe.integrations.doctype.connected_app.connected_app.callback" => {
+            Err(AppError::validation("Invalid Parameters."))
+        }
+        other => Err(unknown_method(other, &call.user)),
+    }
+}
+
+/// Frappe's answer to a method it cannot run: a Guest or an unknown module gets "not
+/// whitelisted"; a missing function of a known module gets "Failed to get method …".
+fn unknown_method(name: &str, user: &CurrentUser) -> AppError {
+    if user.is_guest() {
+        return AppError::not_whitelisted(name);
+    }
+    const MODULES: [&str; 3] = ["frappe.client", "frappe.auth", "frappe.desk.reportview"];
+    if let Some((module, attr)) = name.rsplit_once('.') {
+        if MODULES.contains(&module) {
+            return AppError::validation(format!(
+                "Failed to get method for command {name} with module '{module}' has no attribute '{attr}'"
+            ));
+        }
+    }
+    AppError::not_whitelisted(name)
+}
+
+/// Unknown routes: 404 in Frappe's shape.
+pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.path().starts_with("/api/v2") {
+        return HttpResponse::NotFound().json(AppError::not_found_bare().v2_body());
+    }
+    HttpResponse::NotFound().json(AppError::not_found_bare().v1_body())
+}

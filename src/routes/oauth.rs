@@ -1,0 +1,250 @@
+//! The Connected App's whitelisted methods and the OAuth callback.
+
+use actix_web::http::header::LOCATION;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Map, Value};
+
+use super::method::Call;
+use super::resource::meta_or_404;
+use crate::auth::CurrentUser;
+use crate::doc::service::{self, Perm};
+use crate::doc::Doc;
+use crate::error::{AppError, ServerMessage};
+use crate::frappe::args::Args;
+use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
+use crate::oauth::flow;
+use crate::state::AppState;
+
+const MODULE: &str = "frappe.integrations.doctype.connected_app.connected_app";
+
+/// Runs a whitelisted method of a document. `write` is whether the route demands write
+/// permission (a POST through the resource or v2 API).
+pub async fn run_document_method(
+    state: &AppState,
+    user: &CurrentUser,
+    doc: Doc,
+    method: &str,
+    args: &Args,
+    _write: bool,
+) -> Result<Value, AppError> {
+    if !std::ptr::eq(doc.meta, &CONNECTED_APP) {
+        return Err(AppError::not_whitelisted(&format!(
+            "frappe.integrations.doctype.token_cache.token_cache.{method}"
+        )));
+    }
+    match method {
+        "initiate_web_application_flow" => {
+            let kwargs = method_kwargs(args)?;
+            let user_arg = kwargs
+                .get("user")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let success_uri = kwargs
+                .get("success_uri")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            Ok(json!(
+                flow::initiate(state, user, &doc, user_arg, success_uri).await?
+            ))
+        }
+        "get_openid_configuration" => Ok(flow::fill_from_discovery(state, user, &doc)
+            .await?
+            .to_json()),
+        other => Err(AppError::not_whitelisted(&format!("{MODULE}.{other}"))),
+    }
+}
+
+/// Method arguments: `args` (JSON text, as the desk sends), `kwargs` (v2), or the request's own.
+fn method_kwargs(args: &Args) -> Result<Map<String, Value>, AppError> {
+    if let Some(m) = args.object("args")? {
+        return Ok(m);
+    }
+    if let Some(m) = args.object("kwargs")? {
+        return Ok(m);
+    }
+    Ok(args.map.clone())
+}
+
+/// `run_doc_method` with `dt`/`dn`, or the desk's `docs` (JSON of the document), or v2's `document`.
+pub async fn run_doc_method(_name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    let method = call.args.require_str("method", "run_doc_method")?;
+    let sent: Option<Map<String, Value>> = match call.args.object("docs")? {
+        Some(d) => Some(d),
+        None => call.args.object("document")?,
+    };
+    let (doctype, docname) = match &sent {
+        Some(d) => (
+            d.get("doctype")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+            d.get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string(),
+        ),
+        None => (
+            call.args.require_str("dt", "run_doc_method")?,
+            call.args.require_str("dn", "run_doc_method")?,
+        ),
+    };
+    let meta = meta_or_404(&doctype)?;
+    let doc = match service::get(&call.state, &call.user, meta, &docname).await {
+        Ok(d) => d,
+        Err(mut e)
+            if call.user.is_guest() && e.status == actix_web::http::StatusCode::FORBIDDEN =>
+        {
+            e.messages.push(ServerMessage::raised("Not permitted"));
+            e.exception = Some("frappe.exceptions.PermissionError: Not permitted".into());
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    if call.v2
+        && call.method == actix_web::http::Method::POST
+        && !service::can(&call.user, meta, Perm::Write, doc.row.owner.as_deref())
+    {
+        return Err(service::forbidden(
+            &call.user,
+            meta,
+            Perm::Read,
+            Some(doc.name()),
+        ));
+    }
+    if let Some(sent) = &sent {
+        service::check_modified(&doc, sent.get("modified"), call.state.clock.now())?;
+    }
+    let docs = json!([doc.to_json()]);
+    let v = run_document_method(&call.state, &call.user, doc, &method, &call.args, false).await?;
+    let key = if call.v2 { "data" } else { "message" };
+    Ok(HttpResponse::Ok().json(json!({ "docs": docs, key: v })))
+}
+
+/// `has_token(connected_app, connected_user=None)`.
+pub async fn has_token(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    call.require_login(name)?;
+    let app = call.args.require_str("connected_app", "has_token")?;
+    let user = match call.args.str("connected_user").filter(|u| !u.is_empty()) {
+        Some(u) if !u.eq_ignore_ascii_case(&call.user.name) && !call.user.is_system_manager() => {
+            return Err(AppError::permission(
+                vec![ServerMessage::raised(
+                    "Only a System Manager can ask about another user's connection.",
+                )],
+                None,
+            ));
+        }
+        Some(u) => u,
+        None => call.user.name.clone(),
+    };
+    let v = flow::has_token(&call.state, &app, &user).await?;
+    Ok(call.reply(json!(v)))
+}
+
+/// `connected_apps.get_access_token(connected_app, user=None)`.
+pub async fn get_access_token(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    call.require_login(name)?;
+    let app = call.args.require_str("connected_app", "get_access_token")?;
+    let user = match call.args.str("user").filter(|u| !u.is_empty()) {
+        Some(u) if !u.eq_ignore_ascii_case(&call.user.name) && !call.user.is_system_manager() => {
+            return Err(AppError::permission(
+                vec![ServerMessage::raised(
+                    "Only a System Manager can use another user's connection.",
+                )],
+                None,
+            ));
+        }
+        Some(u) => u,
+        None => call.user.name.clone(),
+    };
+    let v = flow::get_access_token(&call.state, &app, Some(&user), &call.user.name).await?;
+    Ok(call.reply(v))
+}
+
+/// `connected_apps.get_backend_app_token(connected_app)`: client credentials (System Manager).
+pub async fn get_backend_app_token(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    call.require_login(name)?;
+    if !call.user.is_system_manager() {
+        return Err(AppError::not_permitted());
+    }
+    let app = call
+        .args
+        .require_str("connected_app", "get_backend_app_token")?;
+    let v = flow::backend_app_token(&call.state, &app, &call.user.name).await?;
+    Ok(call.reply(v))
+}
+
+/// The provider's redirect back to us.
+pub async fn callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    if req.method() != actix_web::http::Method::GET {
+        return Err(AppError::not_permitted());
+    }
+    let app = path.into_inner();
+    if user.is_guest() {
+        let full = format!(
+            "{}{}",
+            state.public_url,
+            req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("")
+        );
+        let target: String = url::form_urlencoded::byte_serialize(full.as_bytes()).collect();
+        return Ok(redirect(&format!("/login?redirect-to={target}")));
+    }
+    let (args, _) = Args::parse(&req, &[])?;
+    let provider_error = args
+        .str("error")
+        .map(|e| (e, args.str("error_description")));
+    let done = flow::callback(
+        &state,
+        &user,
+        &app,
+        args.str("code"),
+        args.str("state"),
+        provider_error,
+    )
+    .await?;
+    let app_page = format!(
+        "/app/connected-app/{}",
+        done.token_cache
+            .rsplit_once('-')
+            .map_or(app.as_str(), |(a, _)| a)
+    );
+    let target = match done.success_uri {
+        Some(u) if !u.is_empty() && flow::safe_redirect(&state, &u) => u,
+        _ => app_page,
+    };
+    Ok(redirect(&target))
+}
+
+fn redirect(location: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header((LOCATION, location.to_string()))
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n<p>You should be redirected automatically to the target URL: <a href=\"{0}\">{0}</a>. If not, click the link.\n",
+            crate::error::html_escape(location)
+        ))
+}
+
+/// Before a Token Cache is deleted: what to revoke afterwards.
+pub async fn before_delete(
+    state: &AppState,
+    meta: &'static crate::frappe::meta::DocMeta,
+    name: &str,
+) -> Option<flow::Revocation> {
+    if std::ptr::eq(meta, &TOKEN_CACHE) {
+        flow::prepare_revocation(state, name).await
+    } else {
+        None
+    }
+}
+
+/// After a delete: revoke at the provider; a failure is logged and never undoes the delete.
+pub async fn after_delete(state: &AppState, revocation: Option<flow::Revocation>) {
+    if let Some(r) = revocation {
+        flow::revoke(state, r).await;
+    }
+}

@@ -1,0 +1,170 @@
+//! REST v1: `/api/resource/{doctype}[/{name}]` (also under `/api/v1/resource`).
+
+use actix_web::{web, HttpRequest, HttpResponse, Scope};
+use serde_json::{json, Map, Value};
+
+use super::method::data;
+use super::oauth;
+use crate::auth::CurrentUser;
+use crate::doc::{list, service};
+use crate::error::AppError;
+use crate::frappe::args::{parse_json, Args};
+use crate::frappe::meta::{doc_meta, DocMeta};
+use crate::state::AppState;
+
+pub fn scope(prefix: &str) -> Scope {
+    web::scope(prefix)
+        .route("/{doctype}", web::get().to(list_docs))
+        .route("/{doctype}", web::post().to(create))
+        .route("/{doctype}/{name}", web::get().to(get))
+        .route("/{doctype}/{name}", web::put().to(update))
+        .route("/{doctype}/{name}", web::delete().to(delete))
+        .route("/{doctype}/{name}", web::post().to(post_method))
+}
+
+/// The served DocType, or Frappe's 404 "DocType … not found".
+pub fn meta_or_404(doctype: &str) -> Result<&'static DocMeta, AppError> {
+    doc_meta(doctype).ok_or_else(|| AppError::not_found("DocType", doctype))
+}
+
+/// The document a v1 POST/PUT sends: the `data` argument (JSON text) or the JSON body itself.
+pub fn body_doc(args: &Args) -> Result<Map<String, Value>, AppError> {
+    if let Some(v) = &args.non_object_body {
+        return Err(AppError::bad_input(
+            "TypeError",
+            format!(
+                "The request body must be a JSON object, not {}.",
+                json_kind(v)
+            ),
+        ));
+    }
+    match args.get("data") {
+        Some(Value::String(s)) => match parse_json(s.as_bytes())? {
+            Value::Object(m) => Ok(m),
+            other => Err(AppError::bad_input(
+                "TypeError",
+                format!("data must be a JSON object, not {}.", json_kind(&other)),
+            )),
+        },
+        Some(Value::Object(m)) => Ok(m.clone()),
+        Some(other) => Err(AppError::bad_input(
+            "TypeError",
+            format!("data must be a JSON object, not {}.", json_kind(other)),
+        )),
+        None => Ok(args.map.clone()),
+    }
+}
+
+pub fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+async fn list_docs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let meta = meta_or_404(&path)?;
+    let (args, _) = Args::parse(&req, &body)?;
+    Ok(data(list::get_list(&state, &user, meta, &args.map).await?))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let meta = meta_or_404(&path)?;
+    let (args, _) = Args::parse(&req, &body)?;
+    let doc = body_doc(&args)?;
+    Ok(data(
+        service::create(&state, &user, meta, doc).await?.to_json(),
+    ))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let (doctype, name) = path.into_inner();
+    let meta = meta_or_404(&doctype)?;
+    let (args, _) = Args::parse(&req, &[])?;
+    if let Some(method) = args.str("run_method") {
+        let doc = service::get(&state, &user, meta, &name).await?;
+        let v = oauth::run_document_method(&state, &user, doc, &method, &args, false).await?;
+        return Ok(data(v));
+    }
+    Ok(data(
+        service::get(&state, &user, meta, &name).await?.to_json(),
+    ))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let (doctype, name) = path.into_inner();
+    let meta = meta_or_404(&doctype)?;
+    let (args, _) = Args::parse(&req, &body)?;
+    let doc = body_doc(&args)?;
+    Ok(data(
+        service::update(&state, &user, meta, &name, doc)
+            .await?
+            .to_json(),
+    ))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let (doctype, name) = path.into_inner();
+    let meta = meta_or_404(&doctype)?;
+    let revocation = oauth::before_delete(&state, meta, &name).await;
+    service::delete(&state, &user, meta, &name, true).await?;
+    oauth::after_delete(&state, revocation).await;
+    Ok(HttpResponse::Accepted().json(json!({ "data": "ok" })))
+}
+
+/// `POST /api/resource/{doctype}/{name}` with `run_method`: needs write permission.
+async fn post_method(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    user: CurrentUser,
+) -> Result<HttpResponse, AppError> {
+    let (doctype, name) = path.into_inner();
+    let meta = meta_or_404(&doctype)?;
+    let (args, _) = Args::parse(&req, &body)?;
+    let method = args
+        .str("run_method")
+        .ok_or_else(|| AppError::validation("run_method is required."))?;
+    let doc = service::get(&state, &user, meta, &name).await?;
+    if !service::can(&user, meta, service::Perm::Write, doc.row.owner.as_deref()) {
+        let mut e = service::forbidden(&user, meta, service::Perm::Read, Some(doc.name()));
+        e.messages
+            .push(crate::error::ServerMessage::raised("Not permitted"));
+        e.exception = Some("frappe.exceptions.PermissionError: Not permitted".into());
+        return Err(e);
+    }
+    let v = oauth::run_document_method(&state, &user, doc, &method, &args, true).await?;
+    Ok(data(v))
+}

@@ -1,0 +1,180 @@
+//! API v2: `/api/v2/document/…`, `/api/v2/doctype/…` and `/api/v2/method/…`, with v2 errors.
+
+use actix_web::{web, HttpRequest, HttpResponse, Scope};
+use serde_json::{json, Value};
+
+use super::method::{self, data, Call};
+use super::oauth;
+use super::resource::{body_doc, meta_or_404};
+use crate::auth::CurrentUser;
+use crate::doc::list;
+use crate::doc::service::{self, Perm};
+use crate::error::{AppError, V2Error};
+use crate::frappe::args::Args;
+use crate::state::AppState;
+
+type V2Result = Result<HttpResponse, V2Error>;
+
+pub fn scope() -> Scope {
+    web::scope("/api/v2")
+        .route("/document/{doctype}", web::get().to(list_docs))
+        .route("/document/{doctype}", web::post().to(create))
+        .route("/document/{doctype}/{name}", web::get().to(get))
+        .route("/document/{doctype}/{name}", web::put().to(update))
+        .route("/document/{doctype}/{name}", web::patch().to(update))
+        .route("/document/{doctype}/{name}", web::delete().to(delete))
+        .route(
+            "/document/{doctype}/{name}/method/{method}",
+            web::get().to(doc_method),
+        )
+        .route(
+            "/document/{doctype}/{name}/method/{method}",
+            web::post().to(doc_method),
+        )
+        .route("/doctype/{doctype}/count", web::get().to(count))
+        .route("/doctype/{doctype}/meta", web::get().to(meta))
+        .default_service(web::route().to(not_found))
+}
+
+async fn not_found() -> V2Result {
+    Err(AppError::not_found_bare().into())
+}
+
+async fn list_docs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CurrentUser,
+) -> V2Result {
+    let meta = meta_or_404(&path)?;
+    let (args, _) = Args::parse(&req, &[])?;
+    Ok(data(list::get_list(&state, &user, meta, &args.map).await?))
+}
+
+async fn create(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    user: CurrentUser,
+) -> V2Result {
+    let meta = meta_or_404(&path)?;
+    let (args, _) = Args::parse(&req, &body)?;
+    let doc = body_doc(&args)?;
+    Ok(data(
+        service::create(&state, &user, meta, doc).await?.to_json(),
+    ))
+}
+
+async fn get(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    user: CurrentUser,
+) -> V2Result {
+    let (doctype, name) = path.into_inner();
+    let meta = meta_or_404(&doctype)?;
+    Ok(data(
+        service::get(&state, &user, meta, &name).await?.to_json(),
+    ))
+}
+
+async fn update(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    body: web::Bytes,
+    user: CurrentUser,
+) -> V2Result {
+    let (doctype, name) = path.into_inner();
+    let meta = meta_or_404(&doctype)?;
+    let (args, _) = Args::parse(&req, &body)?;
+    let doc = body_doc(&args)?;
+    Ok(data(
+        service::update(&state, &user, meta, &name, doc)
+            .await?
+            .to_json(),
+    ))
+}
+
+async fn delete(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    user: CurrentUser,
+) -> V2Result {
+    let (doctype, name) = path.into_inner();
+    let meta = meta_or_404(&doctype)?;
+    let revocation = oauth::before_delete(&state, meta, &name).await;
+    service::delete(&state, &user, meta, &name, true).await?;
+    oauth::after_delete(&state, revocation).await;
+    Ok(HttpResponse::Accepted().json(json!({ "data": "ok" })))
+}
+
+/// A document method; GET needs read permission, POST needs write.
+async fn doc_method(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<(String, String, String)>,
+    body: web::Bytes,
+    user: CurrentUser,
+) -> V2Result {
+    let (doctype, name, method_name) = path.into_inner();
+    let meta = meta_or_404(&doctype)?;
+    let (args, _) = Args::parse(&req, &body)?;
+    let doc = service::get(&state, &user, meta, &name).await?;
+    let post = req.method() == actix_web::http::Method::POST;
+    if post && !service::can(&user, meta, Perm::Write, doc.row.owner.as_deref()) {
+        return Err(service::forbidden(&user, meta, Perm::Read, Some(doc.name())).into());
+    }
+    Ok(data(
+        oauth::run_document_method(&state, &user, doc, &method_name, &args, post).await?,
+    ))
+}
+
+async fn count(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    user: CurrentUser,
+) -> V2Result {
+    let meta = meta_or_404(&path)?;
+    let (args, _) = Args::parse(&req, &[])?;
+    Ok(data(json!(
+        list::get_count(&state, &user, meta, &args.map).await?
+    )))
+}
+
+/// The DocType definition, as Frappe's `frappe.get_meta(doctype).as_dict()` returns it.
+async fn meta(path: web::Path<String>, user: CurrentUser) -> V2Result {
+    let meta = meta_or_404(&path)?;
+    if user.is_guest() {
+        return Err(service::no_doctype_access(&user, meta, false).into());
+    }
+    let text = match meta.doctype() {
+        "Connected App" => include_str!("../frappe/doctypes/connected_app.json"),
+        _ => include_str!("../frappe/doctypes/token_cache.json"),
+    };
+    let v: Value = serde_json::from_str(text)
+        .map_err(|_| AppError::internal("a bundled DocType definition is not JSON"))?;
+    Ok(data(v))
+}
+
+/// `/api/v2/method/<name>`, including `<DocType>/<method>` for a DocType module's functions.
+pub async fn method(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Bytes,
+    user: CurrentUser,
+) -> V2Result {
+    let name = path.into_inner();
+    let (args, _) = Args::parse(&req, &body)?;
+    let call = Call {
+        state,
+        user,
+        args,
+        method: req.method().clone(),
+        req,
+        v2: true,
+    };
+    Ok(method::run(&name, call).await?)
+}

@@ -1,0 +1,181 @@
+//! `Application::build`: pool, migrations, first-start data, routes and the bound listener.
+//! `main` and every test use it, so tests never wire the app differently.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+
+use crate::auth::{store as users, ADMINISTRATOR, GUEST, SYSTEM_MANAGER};
+use crate::configuration::{Settings, SiteConfig};
+use crate::db::{DatabaseUrl, Db, DbConnection};
+use crate::error::AppResult;
+use crate::frappe::time::Clock;
+use crate::secrets::KeyRing;
+use crate::state::{AppState, Keys};
+
+/// A built, bound, not yet running service.
+pub struct Application {
+    port: u16,
+    server: Server,
+    /// The Administrator password generated on first start, to print once.
+    pub generated_admin_password: Option<String>,
+    pub state: web::Data<AppState>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, String> {
+        let state = build_state(settings).await?;
+        let generated_admin_password = bootstrap_users(&state).await?;
+        let listener = TcpListener::bind(&state.settings.bind)
+            .map_err(|e| format!("cannot listen on {}: {e}", state.settings.bind))?;
+        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let data = web::Data::new(state);
+        let server = run(listener, data.clone())?;
+        Ok(Application {
+            port,
+            server,
+            generated_admin_password,
+            state: data,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Opens the database (migrating it when asked), loads keys and builds the shared state.
+pub async fn build_state(settings: Settings) -> Result<AppState, String> {
+    let url = DatabaseUrl::parse(&settings.database_url)?;
+    let db = Db::connect(&url, settings.db_pool_size, settings.db_timeout)?;
+    if settings.auto_migrate {
+        let db2 = db.clone();
+        actix_web::rt::task::spawn_blocking(move || db2.migrate())
+            .await
+            .map_err(|e| e.to_string())??;
+    }
+    let site = SiteConfig::load(&settings.site_config, settings.create_site_config)?;
+    let ring = KeyRing::with_fallbacks(&site.encryption_key, &site.previous_encryption_keys)
+        .map_err(|e| format!("{}: {e}", settings.site_config.display()))?;
+    let tz_name = match &settings.time_zone {
+        Some(tz) => tz.clone(),
+        None => {
+            let db2 = db.clone();
+            actix_web::rt::task::spawn_blocking(move || site_time_zone(&db2))
+                .await
+                .map_err(|e| e.to_string())?
+                .unwrap_or_else(|| "UTC".to_string())
+        }
+    };
+    let clock = Clock::from_name(&tz_name)?;
+    let public_url = if settings.public_url_explicit {
+        settings.public_url.clone()
+    } else {
+        site.host_name
+            .clone()
+            .unwrap_or_else(|| settings.public_url.clone())
+    };
+    let public_url = public_url.trim_end_matches('/').to_string();
+    url::Url::parse(&public_url).map_err(|e| format!("public URL {public_url:?}: {e}"))?;
+    let http = crate::oauth::client::build_http_client(
+        settings.http_connect_timeout,
+        settings.http_timeout,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(AppState {
+        keys: Keys::new(ring, Some(settings.site_config.clone())),
+        settings,
+        db,
+        clock,
+        public_url,
+        http,
+        api_keys: Default::default(),
+        oauth: Default::default(),
+    })
+}
+
+/// Frappe's System Settings `time_zone`, when the database is a Frappe site's.
+fn site_time_zone(db: &Db) -> Option<String> {
+    use crate::db::schema::singles;
+    use diesel::prelude::*;
+    let mut conn = db.get().ok()?;
+    let conn: &mut DbConnection = &mut conn;
+    singles::table
+        .filter(singles::doctype.eq("System Settings"))
+        .filter(singles::field.eq("time_zone"))
+        .select(singles::value)
+        .first::<Option<String>>(conn)
+        .ok()
+        .flatten()
+        .filter(|s| !s.is_empty())
+}
+
+/// On an empty database: creates Administrator (System Manager) and Guest. Returns the
+/// generated Administrator password when one had to be made up.
+pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String> {
+    let given = state.settings.admin_password.clone();
+    let now = state.clock.now();
+    state
+        .db
+        .run(move |conn| -> AppResult<Option<String>> {
+            let mut generated = None;
+            if users::find_user(conn, ADMINISTRATOR)?.is_none() {
+                let password = match given {
+                    Some(p) => p,
+                    None => {
+                        let p = crate::secrets::random_token(20);
+                        generated = Some(p.clone());
+                        p
+                    }
+                };
+                users::create_user(
+                    conn,
+                    &users::NewUser {
+                        email: ADMINISTRATOR,
+                        first_name: ADMINISTRATOR,
+                        roles: &[ADMINISTRATOR.to_string(), SYSTEM_MANAGER.to_string()],
+                        password_hash: Some(crate::secrets::password::hash_password(&password)),
+                        now,
+                        by: ADMINISTRATOR,
+                    },
+                )?;
+            }
+            if users::find_user(conn, GUEST)?.is_none() {
+                users::create_user(
+                    conn,
+                    &users::NewUser {
+                        email: GUEST,
+                        first_name: GUEST,
+                        roles: &[GUEST.to_string()],
+                        password_hash: None,
+                        now,
+                        by: ADMINISTRATOR,
+                    },
+                )?;
+            }
+            Ok(generated)
+        })
+        .await
+        .map_err(|e| format!("cannot create the first users: {e}"))
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, String> {
+    let workers = state.settings.workers.max(1);
+    let body_limit = state.settings.body_limit;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .configure(|cfg| crate::routes::configure(cfg, body_limit))
+    })
+    .workers(workers)
+    .shutdown_timeout(20)
+    .listen(listener)
+    .map_err(|e| e.to_string())?
+    .run();
+    Ok(server)
+}

@@ -1,0 +1,99 @@
+//! The application state every handler receives: settings, database, keys, clock, HTTP client.
+
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+use secrecy::SecretString;
+
+use crate::auth::ApiKeyCache;
+use crate::configuration::{Settings, SiteConfig};
+use crate::db::Db;
+use crate::frappe::time::Clock;
+use crate::secrets::{KeyRing, SecretsError};
+
+/// Shared by all workers (wrapped in `web::Data`).
+pub struct AppState {
+    pub settings: Settings,
+    pub db: Db,
+    pub keys: Keys,
+    pub clock: Clock,
+    /// `public_url` without a trailing slash.
+    pub public_url: String,
+    /// The one outbound HTTP client: no redirects, timeouts, http/https only.
+    pub http: reqwest::Client,
+    pub api_keys: ApiKeyCache,
+    pub oauth: crate::oauth::OAuthState,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("public_url", &self.public_url)
+            .field("db", &self.db)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The site's Fernet keys. When a value does not decrypt (another process rotated the key),
+/// the site config is read again once before giving up.
+pub struct Keys {
+    ring: RwLock<KeyRing>,
+    site_config: Option<PathBuf>,
+}
+
+impl Keys {
+    pub fn new(ring: KeyRing, site_config: Option<PathBuf>) -> Self {
+        Self {
+            ring: RwLock::new(ring),
+            site_config,
+        }
+    }
+
+    fn current(&self) -> Option<KeyRing> {
+        self.ring.read().ok().map(|r| r.clone())
+    }
+
+    pub fn encrypt(&self, cleartext: &str) -> String {
+        match self.current() {
+            Some(r) => r.encrypt(cleartext),
+            None => String::new(),
+        }
+    }
+
+    pub fn decrypt(&self, token: &str) -> Result<SecretString, SecretsError> {
+        let ring = self.current().ok_or(SecretsError::DecryptionFailed)?;
+        match ring.decrypt(token) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if self.reload() {
+                    self.current()
+                        .ok_or(SecretsError::DecryptionFailed)?
+                        .decrypt(token)
+                } else {
+                    Err(e)
+                }
+            }
+        }
+    }
+
+    /// Re-reads the site config; true when the keys changed.
+    pub fn reload(&self) -> bool {
+        let Some(path) = &self.site_config else {
+            return false;
+        };
+        let Ok(cfg) = SiteConfig::load(path, false) else {
+            return false;
+        };
+        let Ok(ring) = KeyRing::with_fallbacks(&cfg.encryption_key, &cfg.previous_encryption_keys)
+        else {
+            return false;
+        };
+        match self.ring.write() {
+            Ok(mut r) => {
+                *r = ring;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+}
