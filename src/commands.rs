@@ -50,7 +50,7 @@ async fn serve(settings: Settings) -> Result<(), String> {
     app.run_until_stopped().await.map_err(|e| e.to_string())
 }
 
-async fn user(command: UserCommand, mut settings: Settings) -> Result<(), String> {
+async fn user(command: UserCommand, settings: Settings) -> Result<(), String> {
     let state = build_state(settings).await?;
     announce_admin(bootstrap_users(&state).await?);
     let now = state.clock.now();

@@ -313,7 +313,17 @@ impl AppError {
                 m.insert("indicator".into(), json!("red"));
             }
         }
-        json!({ "errors": [Value::Object(m)] })
+        let mut body = Map::new();
+        body.insert("errors".into(), json!([Value::Object(m)]));
+        // Earlier messages (printed before the exception was raised) travel beside the error.
+        if self.messages.len() > 1 {
+            let earlier: Vec<Value> = self.messages[..self.messages.len() - 1]
+                .iter()
+                .map(ServerMessage::to_json)
+                .collect();
+            body.insert("messages".into(), Value::Array(earlier));
+        }
+        Value::Object(body)
     }
 }
 

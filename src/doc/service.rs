@@ -268,7 +268,8 @@ fn child_rows_from_body(
             None => {
                 let mut r = Row::new(random_name());
                 r.creation = doc.row.creation;
-                r.owner = doc.row.owner.clone();
+                // New rows belong to whoever saves them (Frappe sets owner on insert).
+                r.owner = Some(user.to_string());
                 r
             }
         };

@@ -463,7 +463,7 @@ pub fn child_rows(
 
 /// Token Caches linking to a Connected App (for LinkExistsError).
 pub fn linked_token_caches(conn: &mut DbConnection, app: &str) -> AppResult<Vec<String>> {
-    let sql = format!("SELECT CAST(`name` AS {}) AS c0 FROM `tabToken Cache` WHERE `connected_app` = ? ORDER BY `name`", cast_ty(backend(conn)));
+    let sql = format!("SELECT CAST(`name` AS {}) AS c0 FROM `tabToken Cache` WHERE `connected_app` = ? ORDER BY `modified` DESC", cast_ty(backend(conn)));
     let rows: Vec<DynRow> = query(sql).bind::<Text, _>(app.to_string()).load(conn)?;
     Ok(rows
         .into_iter()

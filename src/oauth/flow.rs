@@ -163,9 +163,14 @@ pub async fn initiate(
                 match store::load(conn, &TOKEN_CACHE, &name)? {
                     Some(mut tc) => {
                         tc.row.set("state", Value::String(oauth_state.clone()));
-                        if let Some(s) = &success_uri {
-                            tc.row.set("success_uri", Value::String(s.clone()));
-                        }
+                        // As Frappe: each flow sets success_uri, clearing an earlier one.
+                        tc.row.set(
+                            "success_uri",
+                            success_uri
+                                .clone()
+                                .map(Value::String)
+                                .unwrap_or(Value::Null),
+                        );
                         tc.row.modified = Some(now);
                         tc.row.modified_by = Some(caller_name.clone());
                         store::update(conn, &tc, &[])?;
@@ -367,7 +372,7 @@ fn store_tokens(
             .enumerate()
             .map(|(i, s)| {
                 let mut r = Row::new(random_name());
-                r.owner = tc.row.owner.clone();
+                r.owner = Some(by.to_string());
                 r.creation = tc.row.creation;
                 r.modified = Some(now);
                 r.modified_by = Some(by.to_string());

@@ -74,7 +74,7 @@ pub async fn get(name: &str, call: Call) -> Result<HttpResponse, AppError> {
         }
     };
     let doc = service::get(&call.state, &call.user, meta, &docname).await?;
-    Ok(call.reply(doc.to_json()))
+    Ok(call.reply(doc.to_json_with_nulls()))
 }
 
 /// `get_value`: one field or a list of fields of the first matching document; `{}` when none.

@@ -38,7 +38,7 @@ pub async fn getdoc(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     let doc = service::get(&call.state, &call.user, meta, &docname).await?;
     let info = docinfo(&call.user, meta, doc.name(), doc.row.owner.as_deref());
     Ok(HttpResponse::Ok()
-        .json(json!({ "docs": [doc.to_json()], "docinfo": info, "_link_titles": {} })))
+        .json(json!({ "docs": [doc.to_json_with_nulls()], "docinfo": info, "_link_titles": {} })))
 }
 
 /// `frappe.desk.reportview.get`: `{keys, values, user_info}` for the list view.
@@ -124,5 +124,5 @@ pub async fn savedocs(name: &str, call: Call) -> Result<HttpResponse, AppError> 
     ])
     .to_string();
     Ok(HttpResponse::Ok()
-        .json(json!({ "docs": [saved.to_json()], "docinfo": info, "_server_messages": saved_msg })))
+        .json(json!({ "docs": [saved.to_json_with_nulls()], "docinfo": info, "_server_messages": saved_msg })))
 }

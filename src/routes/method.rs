@@ -103,7 +103,7 @@ pub async fn run(name: &str, call: Call) -> Result<HttpResponse, AppError> {
         "frappe.desk.reportview.get_count" => client::get_count(name, call).await,
         "frappe.desk.form.save.savedocs" => desk::savedocs(name, call).await,
         "frappe.integrations.doctype.connected_app.connected_app.has_token"
-        | "Connected App.has_token" => oauth::has_token(name, call).await,
+        | "Connected App/has_token" => oauth::has_token(name, call).await,
         "connected_apps.get_access_token" => oauth::get_access_token(name, call).await,
         "connected_apps.get_backend_app_token" => oauth::get_backend_app_token(name, call).await,
         "frappe.integrations.doctype.connected_app.connected_app.callback" => {

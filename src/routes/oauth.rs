@@ -114,7 +114,7 @@ pub async fn run_doc_method(_name: &str, call: Call) -> Result<HttpResponse, App
     if let Some(sent) = &sent {
         service::check_modified(&doc, sent.get("modified"), call.state.clock.now())?;
     }
-    let docs = json!([doc.to_json()]);
+    let docs = json!([doc.to_json_with_nulls()]);
     let v = run_document_method(&call.state, &call.user, doc, &method, &call.args, false).await?;
     let key = if call.v2 { "data" } else { "message" };
     Ok(HttpResponse::Ok().json(json!({ "docs": docs, key: v })))
