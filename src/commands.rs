@@ -10,6 +10,7 @@ use crate::db::schema::auth;
 use crate::error::{AppError, AppResult};
 use crate::secrets::KeyRing;
 use crate::startup::{bootstrap_users, build_state, Application};
+use crate::state::AppState;
 
 pub async fn run(command: Command, mut settings: Settings) -> Result<(), String> {
     match command {
@@ -53,7 +54,6 @@ async fn serve(settings: Settings) -> Result<(), String> {
 async fn user(command: UserCommand, settings: Settings) -> Result<(), String> {
     let state = build_state(settings).await?;
     announce_admin(bootstrap_users(&state).await?);
-    let now = state.clock.now();
     match command {
         UserCommand::Add {
             email,
@@ -61,58 +61,82 @@ async fn user(command: UserCommand, settings: Settings) -> Result<(), String> {
             roles,
             password,
         } => {
-            if email.trim().is_empty() || email.len() > 140 {
-                return Err("the email must be 1 to 140 characters".into());
-            }
-            let first =
-                first_name.unwrap_or_else(|| email.split('@').next().unwrap_or(&email).to_string());
-            let hash = password
-                .as_deref()
-                .map(crate::secrets::password::hash_password);
-            let email2 = email.clone();
-            state
-                .db
-                .run(move |conn| {
-                    if users::find_user(conn, &email2)?.is_some() {
-                        return Err(AppError::validation(format!(
-                            "User {email2} already exists"
-                        )));
-                    }
-                    users::create_user(
-                        conn,
-                        &users::NewUser {
-                            email: &email2,
-                            first_name: &first,
-                            roles: &roles,
-                            password_hash: hash,
-                            now,
-                            by: "Administrator",
-                        },
-                    )
-                })
-                .await
-                .map_err(|e| e.to_string())?;
+            add_user(
+                &state,
+                &email,
+                first_name.as_deref(),
+                &roles,
+                password.as_deref(),
+            )
+            .await?;
             eprintln!("created user {email}");
             Ok(())
         }
         UserCommand::ApiKey { email } => {
-            let key = crate::secrets::random_hex(15);
-            let secret = crate::secrets::random_hex(15);
-            let encrypted = state.keys.encrypt(&secret);
-            let masked = crate::secrets::mask_secret(&secret);
-            let (email2, key2) = (email.clone(), key.clone());
-            let n = state
-                .db
-                .run(move |conn| users::set_api_key(conn, &email2, &key2, &encrypted, &masked, now))
-                .await
-                .map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err(format!("no user {email}"));
-            }
+            let (key, secret) = generate_api_key(&state, &email).await?;
             println!("{key}:{secret}");
             Ok(())
         }
     }
+}
+
+/// Creates a user with roles (every user also has `All`) and an optional login password.
+pub async fn add_user(
+    state: &AppState,
+    email: &str,
+    first_name: Option<&str>,
+    roles: &[String],
+    password: Option<&str>,
+) -> Result<(), String> {
+    if email.trim().is_empty() || email.len() > 140 {
+        return Err("the email must be 1 to 140 characters".into());
+    }
+    let now = state.clock.now();
+    let first = first_name
+        .map(str::to_string)
+        .unwrap_or_else(|| email.split('@').next().unwrap_or(email).to_string());
+    let hash = password.map(crate::secrets::password::hash_password);
+    let (email, roles) = (email.to_string(), roles.to_vec());
+    state
+        .db
+        .run(move |conn| {
+            if users::find_user(conn, &email)?.is_some() {
+                return Err(AppError::validation(format!("User {email} already exists")));
+            }
+            users::create_user(
+                conn,
+                &users::NewUser {
+                    email: &email,
+                    first_name: &first,
+                    roles: &roles,
+                    password_hash: hash,
+                    now,
+                    by: "Administrator",
+                },
+            )
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Gives a user a new API key and secret (the old pair stops working).
+pub async fn generate_api_key(state: &AppState, email: &str) -> Result<(String, String), String> {
+    let now = state.clock.now();
+    let key = crate::secrets::random_hex(15);
+    let secret = crate::secrets::random_hex(15);
+    let encrypted = state.keys.encrypt(&secret);
+    let masked = crate::secrets::mask_secret(&secret);
+    let (email2, key2) = (email.to_string(), key.clone());
+    let n = state
+        .db
+        .run(move |conn| users::set_api_key(conn, &email2, &key2, &encrypted, &masked, now))
+        .await
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Err(format!("no user {email}"));
+    }
+    state.api_keys.invalidate_user(email);
+    Ok((key, secret))
 }
 
 /// Re-encrypts every encrypted `__Auth` row under a new key, in one transaction. While it runs

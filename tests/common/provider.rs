@@ -106,12 +106,16 @@ impl TestProvider {
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(format!("provider exited with {status} before READY; stdout: {out}"));
+                return Err(format!(
+                    "provider exited with {status} before READY; stdout: {out}"
+                ));
             }
             if started.elapsed() > READY_TIMEOUT {
                 let _ = child.start_kill();
                 let _ = std::fs::remove_dir_all(&dir);
-                return Err(format!("no READY line within {READY_TIMEOUT:?}; stdout: {out}"));
+                return Err(format!(
+                    "no READY line within {READY_TIMEOUT:?}; stdout: {out}"
+                ));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
@@ -122,7 +126,12 @@ impl TestProvider {
             .build()
             .map_err(|e| e.to_string())?;
 
-        Ok(TestProvider { child, base_url, http, dir })
+        Ok(TestProvider {
+            child,
+            base_url,
+            http,
+            dir,
+        })
     }
 
     /// `http://127.0.0.1:PORT` — also the issuer.
@@ -176,7 +185,9 @@ impl TestProvider {
             .await
             .unwrap_or_else(|e| panic!("GET {path}: {e}"));
         assert!(resp.status().is_success(), "GET {path}: {}", resp.status());
-        resp.json().await.unwrap_or_else(|e| panic!("GET {path}: bad JSON: {e}"))
+        resp.json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: bad JSON: {e}"))
     }
 
     /// `/.well-known/openid-configuration`.
@@ -201,7 +212,11 @@ impl TestProvider {
             .send()
             .await
             .unwrap_or_else(|e| panic!("POST /__test/reset: {e}"));
-        assert!(resp.status().is_success(), "POST /__test/reset: {}", resp.status());
+        assert!(
+            resp.status().is_success(),
+            "POST /__test/reset: {}",
+            resp.status()
+        );
     }
 
     /// `{token_requests, refresh_requests, invalid_grant, authorization_code_requests,
@@ -263,7 +278,9 @@ impl Drop for TestProvider {
 fn provider_dir() -> PathBuf {
     match std::env::var_os("TEST_PROVIDER_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("provider"),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("provider"),
     }
 }
 
