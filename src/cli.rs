@@ -68,6 +68,18 @@ pub enum Command {
     },
     /// Re-encrypt every secret under a new key (the old key stays a fallback until it finishes).
     RotateKey,
+    /// Copy Connected Apps, Token Caches and their users from a Frappe site's database.
+    Import {
+        /// The Frappe site's database (mysql://user:pass@host/site_db).
+        #[arg(long = "from")]
+        from: String,
+        /// Report what would change without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// The site's site_config.json (for its encryption_key); defaults to --site-config.
+        #[arg(long)]
+        from_site_config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

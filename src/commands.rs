@@ -34,6 +34,7 @@ pub async fn run(command: Command, mut settings: Settings) -> Result<(), String>
         }
         Command::User { command } => user(command, settings).await,
         Command::RotateKey => rotate_key(settings).await,
+        Command::Import { from, dry_run, from_site_config } => import(settings, from, dry_run, from_site_config).await,
     }
 }
 
@@ -219,5 +220,36 @@ fn write_site_config(path: &std::path::Path, key: &str, previous: &[String]) -> 
 fn announce_admin(generated: Option<String>) {
     if let Some(p) = generated {
         eprintln!("created Administrator with the password {p} (shown once)");
+    }
+}
+
+/// `import --from <site db>`: the site's secrets decrypt with the key of `--site-config`
+/// (or `--from-site-config`); the service's own key comes from `CONNECTED_APPS_OWN_SITE_CONFIG`
+/// or, by default, the embedded `data/site_config.json`.
+async fn import(mut settings: Settings, from: String, dry_run: bool, from_site_config: Option<std::path::PathBuf>) -> Result<(), String> {
+    let source_config = match from_site_config {
+        Some(p) => p,
+        None => settings.site_config.clone(),
+    };
+    let source = SiteConfig::load(&source_config, false)?;
+    let source_keys = KeyRing::with_fallbacks(&source.encryption_key, &source.previous_encryption_keys).map_err(|e| e.to_string())?;
+    if let Ok(own) = std::env::var("CONNECTED_APPS_OWN_SITE_CONFIG") {
+        settings.site_config = own.into();
+    } else if settings.site_config == source_config {
+        settings.site_config = Settings::default().site_config;
+        settings.create_site_config = true;
+    }
+    let state = build_state(settings).await?;
+    announce_admin(bootstrap_users(&state).await?);
+    let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let report = crate::import::run(&state, &from, source_keys, dry_run, progress).await?;
+    print!("{}", report.summary());
+    if dry_run {
+        println!("dry run: nothing was written");
+    }
+    if report.failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} rows could not be imported", report.failures.len()))
     }
 }

@@ -8,6 +8,7 @@ pub mod db;
 pub mod doc;
 pub mod error;
 pub mod frappe;
+pub mod import;
 pub mod oauth;
 pub mod routes;
 pub mod secrets;

@@ -49,6 +49,11 @@ impl Keys {
         }
     }
 
+    /// A copy of the current keys (for bulk work such as imports).
+    pub fn current_ring(&self) -> Option<KeyRing> {
+        self.current()
+    }
+
     fn current(&self) -> Option<KeyRing> {
         self.ring.read().ok().map(|r| r.clone())
     }
