@@ -7,4 +7,15 @@ mod provider;
 
 mod helpers;
 
+mod browser;
+mod cli;
+mod compat;
 mod foundation;
+mod injection;
+mod lists;
+mod migration;
+mod oauth_concurrency;
+mod oauth_flow;
+mod oauth_tokens;
+mod rest;
+mod storage;
