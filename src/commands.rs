@@ -34,7 +34,11 @@ pub async fn run(command: Command, mut settings: Settings) -> Result<(), String>
         }
         Command::User { command } => user(command, settings).await,
         Command::RotateKey => rotate_key(settings).await,
-        Command::Import { from, dry_run, from_site_config } => import(settings, from, dry_run, from_site_config).await,
+        Command::Import {
+            from,
+            dry_run,
+            from_site_config,
+        } => import(settings, from, dry_run, from_site_config).await,
     }
 }
 
@@ -154,7 +158,29 @@ async fn rotate_key(settings: Settings) -> Result<(), String> {
     fallbacks.extend(old.previous_encryption_keys.iter().cloned());
     write_site_config(&path, &new_key, &fallbacks)?;
     let ring = KeyRing::with_fallbacks(&new_key, &fallbacks).map_err(|e| e.to_string())?;
+    // Running services notice the rewritten site config before their next encryption.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    let ring2 = ring.clone();
     let count = state.db.run(move |conn| reencrypt_all(conn, &ring)).await;
+    // A value a running service encrypted with the old key just before it noticed the change
+    // may commit after the pass above: sweep until every row is under the new key.
+    let mut swept = 0;
+    if count.is_ok() {
+        for _ in 0..5 {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            let r = ring2.clone();
+            match state.db.run(move |conn| reencrypt_stale(conn, &r)).await {
+                Ok(0) => break,
+                Ok(n) => swept += n,
+                Err(e) => {
+                    return Err(format!(
+                        "key rotation sweep failed (the old key stays a fallback): {e}"
+                    ))
+                }
+            }
+        }
+    }
+    let count = count.map(|n| n + swept);
     match count {
         Ok(n) => {
             write_site_config(&path, &new_key, &[])?;
@@ -167,6 +193,31 @@ async fn rotate_key(settings: Settings) -> Result<(), String> {
             Err(format!("key rotation failed, nothing changed: {e}"))
         }
     }
+}
+
+/// Re-encrypts the rows the primary key cannot read yet.
+fn reencrypt_stale(conn: &mut crate::db::DbConnection, ring: &KeyRing) -> AppResult<usize> {
+    let rows: Vec<(String, String, String, String)> = auth::table
+        .filter(auth::encrypted.eq(1))
+        .select((auth::doctype, auth::name, auth::fieldname, auth::password))
+        .load(conn)?;
+    let mut n = 0;
+    for (doctype, name, field, stored) in rows.into_iter().filter(|r| !ring.is_current(&r.3)) {
+        let Ok(clear) = ring.decrypt(&stored) else {
+            continue;
+        };
+        diesel::update(
+            auth::table
+                .filter(auth::doctype.eq(&doctype))
+                .filter(auth::name.eq(&name))
+                .filter(auth::fieldname.eq(&field))
+                .filter(auth::password.eq(&stored)),
+        )
+        .set(auth::password.eq(ring.encrypt(clear.expose_secret())))
+        .execute(conn)?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn reencrypt_all(conn: &mut crate::db::DbConnection, ring: &KeyRing) -> AppResult<usize> {
@@ -226,13 +277,20 @@ fn announce_admin(generated: Option<String>) {
 /// `import --from <site db>`: the site's secrets decrypt with the key of `--site-config`
 /// (or `--from-site-config`); the service's own key comes from `CONNECTED_APPS_OWN_SITE_CONFIG`
 /// or, by default, the embedded `data/site_config.json`.
-async fn import(mut settings: Settings, from: String, dry_run: bool, from_site_config: Option<std::path::PathBuf>) -> Result<(), String> {
+async fn import(
+    mut settings: Settings,
+    from: String,
+    dry_run: bool,
+    from_site_config: Option<std::path::PathBuf>,
+) -> Result<(), String> {
     let source_config = match from_site_config {
         Some(p) => p,
         None => settings.site_config.clone(),
     };
     let source = SiteConfig::load(&source_config, false)?;
-    let source_keys = KeyRing::with_fallbacks(&source.encryption_key, &source.previous_encryption_keys).map_err(|e| e.to_string())?;
+    let source_keys =
+        KeyRing::with_fallbacks(&source.encryption_key, &source.previous_encryption_keys)
+            .map_err(|e| e.to_string())?;
     if let Ok(own) = std::env::var("CONNECTED_APPS_OWN_SITE_CONFIG") {
         settings.site_config = own.into();
     } else if settings.site_config == source_config {
@@ -250,6 +308,9 @@ async fn import(mut settings: Settings, from: String, dry_run: bool, from_site_c
     if report.failures.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} rows could not be imported", report.failures.len()))
+        Err(format!(
+            "{} rows could not be imported",
+            report.failures.len()
+        ))
     }
 }

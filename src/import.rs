@@ -76,8 +76,19 @@ impl Progress {
             return;
         }
         let width = 30;
-        let filled = if self.total == 0 { width } else { self.done * width / self.total };
-        eprint!("\r[{}{}] {}/{} {:<40}", "#".repeat(filled), " ".repeat(width - filled), self.done, self.total, label);
+        let filled = if self.total == 0 {
+            width
+        } else {
+            self.done * width / self.total
+        };
+        eprint!(
+            "\r[{}{}] {}/{} {:<40}",
+            "#".repeat(filled),
+            " ".repeat(width - filled),
+            self.done,
+            self.total,
+            label
+        );
         let _ = std::io::stderr().flush();
     }
 
@@ -89,15 +100,32 @@ impl Progress {
 }
 
 /// Imports from `source_url` (a Frappe site's database) whose secrets decrypt with `source_keys`.
-pub async fn run(state: &AppState, source_url: &str, source_keys: KeyRing, dry_run: bool, progress: bool) -> Result<Report, String> {
+pub async fn run(
+    state: &AppState,
+    source_url: &str,
+    source_keys: KeyRing,
+    dry_run: bool,
+    progress: bool,
+) -> Result<Report, String> {
     let url = DatabaseUrl::parse(source_url)?;
     let source = Db::connect(&url, 2, state.settings.db_timeout)?;
     let dest = state.db.clone();
-    let dest_keys = state.keys.current_ring().ok_or("the service's keys are unavailable")?;
+    let dest_keys = state
+        .keys
+        .current_ring()
+        .ok_or("the service's keys are unavailable")?;
     actix_web::rt::task::spawn_blocking(move || {
         let mut src = source.get().map_err(|e| e.to_string())?;
         let mut dst = dest.get().map_err(|e| e.to_string())?;
-        import_all(&mut src, &mut dst, &source_keys, &dest_keys, dry_run, progress).map_err(|e| e.to_string())
+        import_all(
+            &mut src,
+            &mut dst,
+            &source_keys,
+            &dest_keys,
+            dry_run,
+            progress,
+        )
+        .map_err(|e| e.to_string())
     })
     .await
     .map_err(|e| e.to_string())?
@@ -113,7 +141,10 @@ fn names(conn: &mut DbConnection, meta: &'static DocMeta) -> AppResult<Vec<Strin
         },
     )
     .map_err(|e| AppError::internal(&e.to_string()))?;
-    Ok(store::list(conn, meta, &q, None)?.into_iter().map(|r| r.name).collect())
+    Ok(store::list(conn, meta, &q, None)?
+        .into_iter()
+        .map(|r| r.name)
+        .collect())
 }
 
 fn import_all(
@@ -127,13 +158,28 @@ fn import_all(
     let mut report = Report::default();
     let apps = names(src, &CONNECTED_APP)?;
     let caches = names(src, &TOKEN_CACHE)?;
-    let mut bar = Progress { total: apps.len() + caches.len(), done: 0, enabled: progress };
+    let mut bar = Progress {
+        total: apps.len() + caches.len(),
+        done: 0,
+        enabled: progress,
+    };
     let mut referenced: BTreeSet<String> = BTreeSet::new();
     let mut docs: Vec<Doc> = Vec::new();
     for name in apps.iter().chain(caches.iter()) {
-        let meta = if docs.len() < apps.len() { &CONNECTED_APP } else { &TOKEN_CACHE };
+        let meta = if docs.len() < apps.len() {
+            &CONNECTED_APP
+        } else {
+            &TOKEN_CACHE
+        };
         if let Some(doc) = store::load(src, meta, name)? {
-            for u in [doc.row.owner.clone(), doc.row.modified_by.clone(), doc.row.get_str("user").map(str::to_string)].into_iter().flatten() {
+            for u in [
+                doc.row.owner.clone(),
+                doc.row.modified_by.clone(),
+                doc.row.get_str("user").map(str::to_string),
+            ]
+            .into_iter()
+            .flatten()
+            {
                 if !u.is_empty() {
                     referenced.insert(u);
                 }
@@ -158,7 +204,9 @@ fn import_all(
             Ok(outcome) => bump(report.counts(doctype), outcome),
             Err(why) => {
                 report.counts(doctype).failed += 1;
-                report.failures.push((doctype.into(), doc.name().to_string(), why));
+                report
+                    .failures
+                    .push((doctype.into(), doc.name().to_string(), why));
             }
         }
     }
@@ -182,15 +230,31 @@ fn bump(c: &mut Counts, o: Outcome) {
 }
 
 /// Decrypted Password fields of a document (field → cleartext).
-fn secrets_of(conn: &mut DbConnection, keys: &KeyRing, meta: &DocMeta, name: &str) -> Result<Vec<(&'static str, SecretString)>, String> {
+fn secrets_of(
+    conn: &mut DbConnection,
+    keys: &KeyRing,
+    meta: &DocMeta,
+    name: &str,
+) -> Result<Vec<(&'static str, SecretString)>, String> {
     let mut out = Vec::new();
-    for col in meta.parent.columns.iter().filter(|c| c.kind == ColumnKind::Password) {
-        let stored = users::auth_value(conn, meta.doctype(), name, col.name).map_err(|e| e.to_string())?;
+    for col in meta
+        .parent
+        .columns
+        .iter()
+        .filter(|c| c.kind == ColumnKind::Password)
+    {
+        let stored =
+            users::auth_value(conn, meta.doctype(), name, col.name).map_err(|e| e.to_string())?;
         if let Some((v, enc)) = stored {
             let clear = if enc == 0 {
                 SecretString::from(v)
             } else {
-                keys.decrypt(&v).map_err(|_| format!("{} does not decrypt with the site's encryption_key", col.name))?
+                keys.decrypt(&v).map_err(|_| {
+                    format!(
+                        "{} does not decrypt with the site's encryption_key",
+                        col.name
+                    )
+                })?
             };
             out.push((col.name, clear));
         }
@@ -211,7 +275,10 @@ fn fingerprint(doc: &Doc) -> Value {
 
 fn same_secrets(a: &[(&'static str, SecretString)], b: &[(&'static str, SecretString)]) -> bool {
     a.len() == b.len()
-        && a.iter().all(|(f, v)| b.iter().any(|(g, w)| f == g && v.expose_secret() == w.expose_secret()))
+        && a.iter().all(|(f, v)| {
+            b.iter()
+                .any(|(g, w)| f == g && v.expose_secret() == w.expose_secret())
+        })
 }
 
 fn import_doc(
@@ -251,7 +318,14 @@ fn import_doc(
         }
         store::insert(conn, &fresh)?;
         for (field, clear) in &secrets {
-            users::set_auth_value(conn, meta.doctype(), doc.name(), field, &dst_keys.encrypt(clear.expose_secret()), true)?;
+            users::set_auth_value(
+                conn,
+                meta.doctype(),
+                doc.name(),
+                field,
+                &dst_keys.encrypt(clear.expose_secret()),
+                true,
+            )?;
         }
         Ok(())
     })
@@ -322,23 +396,33 @@ fn import_user(
     };
     let src_roles = roles(src, name).map_err(|e| e.to_string())?;
     let password = users::auth_value(src, "User", name, "password").map_err(|e| e.to_string())?;
-    let api_secret = match users::auth_value(src, "User", name, "api_secret").map_err(|e| e.to_string())? {
-        Some((v, 1)) => Some(src_keys.decrypt(&v).map_err(|_| "api_secret does not decrypt with the site's encryption_key".to_string())?),
-        Some((v, _)) => Some(SecretString::from(v)),
-        None => None,
-    };
+    let api_secret =
+        match users::auth_value(src, "User", name, "api_secret").map_err(|e| e.to_string())? {
+            Some((v, 1)) => Some(src_keys.decrypt(&v).map_err(|_| {
+                "api_secret does not decrypt with the site's encryption_key".to_string()
+            })?),
+            Some((v, _)) => Some(SecretString::from(v)),
+            None => None,
+        };
     let existing = load_user(dst, name).map_err(|e| e.to_string())?;
     let outcome = match &existing {
         None => Outcome::Created,
         Some(old) => {
             let old_roles = roles(dst, name).map_err(|e| e.to_string())?;
-            let old_pw = users::auth_value(dst, "User", name, "password").map_err(|e| e.to_string())?;
-            let old_secret = match users::auth_value(dst, "User", name, "api_secret").map_err(|e| e.to_string())? {
-                Some((v, 1)) => dst_keys.decrypt(&v).ok().map(|s| s.expose_secret().to_string()),
+            let old_pw =
+                users::auth_value(dst, "User", name, "password").map_err(|e| e.to_string())?;
+            let old_secret = match users::auth_value(dst, "User", name, "api_secret")
+                .map_err(|e| e.to_string())?
+            {
+                Some((v, 1)) => dst_keys
+                    .decrypt(&v)
+                    .ok()
+                    .map(|s| s.expose_secret().to_string()),
                 Some((v, _)) => Some(v),
                 None => None,
             };
-            let same_secret = old_secret.as_deref() == api_secret.as_ref().map(|s| s.expose_secret());
+            let same_secret =
+                old_secret.as_deref() == api_secret.as_ref().map(|s| s.expose_secret());
             if *old == u && old_roles == src_roles && old_pw == password && same_secret {
                 return Ok(Outcome::Unchanged);
             }
@@ -350,8 +434,30 @@ fn import_user(
     }
     dst.transaction(|conn| -> AppResult<()> {
         diesel::delete(user::table.filter(user::name.eq(name))).execute(conn)?;
-        diesel::delete(has_role::table.filter(has_role::parent.eq(name)).filter(has_role::parenttype.eq("User"))).execute(conn)?;
-        let UserCols { name: n, creation, modified, modified_by, owner, docstatus, idx, enabled, email, first_name: first, last_name: last, full_name: full, user_type: utype, user_image: image, api_key, api_secret: api_mask } = u.clone();
+        diesel::delete(
+            has_role::table
+                .filter(has_role::parent.eq(name))
+                .filter(has_role::parenttype.eq("User")),
+        )
+        .execute(conn)?;
+        let UserCols {
+            name: n,
+            creation,
+            modified,
+            modified_by,
+            owner,
+            docstatus,
+            idx,
+            enabled,
+            email,
+            first_name: first,
+            last_name: last,
+            full_name: full,
+            user_type: utype,
+            user_image: image,
+            api_key,
+            api_secret: api_mask,
+        } = u.clone();
         diesel::insert_into(user::table)
             .values((
                 user::name.eq(&n),
@@ -395,7 +501,14 @@ fn import_user(
         }
         users::delete_auth_value(conn, "User", name, "api_secret")?;
         if let Some(s) = &api_secret {
-            users::set_auth_value(conn, "User", name, "api_secret", &dst_keys.encrypt(s.expose_secret()), true)?;
+            users::set_auth_value(
+                conn,
+                "User",
+                name,
+                "api_secret",
+                &dst_keys.encrypt(s.expose_secret()),
+                true,
+            )?;
         }
         Ok(())
     })

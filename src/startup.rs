@@ -87,7 +87,9 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
         settings.http_timeout,
     )
     .map_err(|e| e.to_string())?;
+    let metrics = crate::metrics::Metrics::new(settings.db_pool_size);
     Ok(AppState {
+        metrics,
         keys: Keys::new(ring, Some(settings.site_config.clone())),
         settings,
         db,
@@ -169,6 +171,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Stri
     let body_limit = state.settings.body_limit;
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(crate::routes::frappe_errors())
+            .wrap(actix_web::middleware::from_fn(crate::routes::observe))
             .app_data(state.clone())
             .configure(|cfg| crate::routes::configure(cfg, body_limit))
     })

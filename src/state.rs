@@ -23,6 +23,7 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub api_keys: ApiKeyCache,
     pub oauth: crate::oauth::OAuthState,
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl std::fmt::Debug for AppState {
@@ -39,13 +40,40 @@ impl std::fmt::Debug for AppState {
 pub struct Keys {
     ring: RwLock<KeyRing>,
     site_config: Option<PathBuf>,
+    /// When the site config was last read, to notice a rotation by another process.
+    loaded: std::sync::Mutex<Option<std::time::SystemTime>>,
 }
 
 impl Keys {
     pub fn new(ring: KeyRing, site_config: Option<PathBuf>) -> Self {
+        let mtime = site_config
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
         Self {
             ring: RwLock::new(ring),
             site_config,
+            loaded: std::sync::Mutex::new(mtime),
+        }
+    }
+
+    /// Re-reads the keys when the site config changed on disk (`rotate-key` rewrites it first,
+    /// so every value written after that uses the new key).
+    fn refresh_if_changed(&self) {
+        let Some(path) = &self.site_config else {
+            return;
+        };
+        let Ok(mtime) = std::fs::metadata(path).and_then(|m| m.modified()) else {
+            return;
+        };
+        let changed = self
+            .loaded
+            .lock()
+            .map(|l| *l != Some(mtime))
+            .unwrap_or(false);
+        if changed && self.reload() {
+            if let Ok(mut l) = self.loaded.lock() {
+                *l = Some(mtime);
+            }
         }
     }
 
@@ -59,6 +87,7 @@ impl Keys {
     }
 
     pub fn encrypt(&self, cleartext: &str) -> String {
+        self.refresh_if_changed();
         match self.current() {
             Some(r) => r.encrypt(cleartext),
             None => String::new(),

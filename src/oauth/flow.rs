@@ -18,6 +18,7 @@ use crate::doc::{store, ChildRow, Doc, Row};
 use crate::error::{AppError, AppResult};
 use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
 use crate::frappe::{random_name, time};
+use crate::metrics::{Outcome, RefreshFailure};
 use crate::state::AppState;
 
 const EXPECTATION_FAILED: actix_web::http::StatusCode =
@@ -251,7 +252,7 @@ pub async fn callback(
             let ts = oauth_store::token_state(conn, &name)?.unwrap_or_default();
             if ts.state_expires_at.is_some_and(|t| t < state.clock.now()) {
                 return Err(AppError::validation(
-                    "The authorization request has expired. Please connect again.",
+                    "Invalid token state! The authorization request has expired. Please connect again.",
                 ));
             }
             let verifier = match &ts.code_verifier {
@@ -280,8 +281,12 @@ pub async fn callback(
         match client::exchange_code(&state.http, &limits(state), &ep, &code, verifier.as_ref())
             .await
         {
-            Ok(t) => t,
+            Ok(t) => {
+                state.metrics.code_exchange(Outcome::Ok);
+                t
+            }
             Err(e) => {
+                state.metrics.code_exchange(Outcome::Failed);
                 tracing::warn!(connected_app = %app.name(), error = %e, "code exchange failed");
                 return Err(provider_error(&e));
             }
@@ -426,8 +431,9 @@ pub async fn get_access_token(
         token_cache_name(&app, user)
     };
     let margin = state.settings.refresh_margin.as_secs() as i64;
+    let asked_at = state.clock.now();
     // Fast path: a fresh token needs no lock.
-    if let Some(v) = read_fresh(state, &name, margin).await? {
+    if let Some(v) = read_fresh(state, &name, margin, None).await? {
         return Ok(v);
     }
     // One refresh per process at a time for this connection…
@@ -437,7 +443,9 @@ pub async fn get_access_token(
     let deadline =
         std::time::Instant::now() + state.settings.http_timeout + std::time::Duration::from_secs(5);
     loop {
-        if let Some(v) = read_fresh(state, &name, margin).await? {
+        // A token received since this call began is the newest there is, even when it lives
+        // shorter than the margin: refreshing again would loop (or refresh once per waiter).
+        if let Some(v) = read_fresh(state, &name, margin, Some(asked_at)).await? {
             return Ok(v);
         }
         // …and one across processes, through a lease row in the database.
@@ -470,8 +478,14 @@ pub async fn get_access_token(
     }
 }
 
-/// The token as the API returns it, when it is usable for at least `margin` more seconds.
-async fn read_fresh(state: &AppState, name: &str, margin: i64) -> AppResult<Option<Value>> {
+/// The token as the API returns it, when it is usable for at least `margin` more seconds, or
+/// when it was received at or after `received_since`.
+async fn read_fresh(
+    state: &AppState,
+    name: &str,
+    margin: i64,
+    received_since: Option<NaiveDateTime>,
+) -> AppResult<Option<Value>> {
     let n = name.to_string();
     let st = StatePtr::new(state);
     state
@@ -489,7 +503,9 @@ async fn read_fresh(state: &AppState, name: &str, margin: i64) -> AppResult<Opti
                 return Err(not_connected(&n));
             };
             let left = seconds_left(state, &tc, ts.received_at);
-            if left <= margin {
+            let just_received =
+                received_since.is_some_and(|since| ts.received_at.is_some_and(|r| r >= since));
+            if left <= margin && !just_received {
                 return Ok(None);
             }
             Ok(Some(json!({
@@ -544,7 +560,14 @@ async fn refresh_now(state: &AppState, name: &str, caller: &str) -> AppResult<()
             "The access token has expired and there is no refresh token. Please connect again.",
         ));
     };
-    match client::refresh(&state.http, &limits(state), &ep, Some(&refresh_token)).await {
+    let result = client::refresh(&state.http, &limits(state), &ep, Some(&refresh_token)).await;
+    state.metrics.refresh(match &result {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_invalid_grant() => Err(RefreshFailure::InvalidGrant),
+        Err(e) if e.is_transient() => Err(RefreshFailure::Transient),
+        Err(_) => Err(RefreshFailure::Other),
+    });
+    match result {
         Ok(tokens) => {
             let n = name.to_string();
             let by = caller.to_string();
@@ -619,7 +642,7 @@ pub async fn backend_app_token(state: &AppState, app_name: &str, caller: &str) -
     let margin = state.settings.refresh_margin.as_secs() as i64;
     let lock = state.oauth.lock_for(&name);
     let _guard = lock.lock().await;
-    match read_fresh(state, &name, margin).await {
+    match read_fresh(state, &name, margin, None).await {
         Ok(Some(v)) => return Ok(v),
         Ok(None) => {}
         Err(e) if e.exc_type == "ValidationError" => {}
@@ -631,9 +654,12 @@ pub async fn backend_app_token(state: &AppState, app_name: &str, caller: &str) -
         .db
         .run(move |conn| endpoints(st.get(), conn, &app2))
         .await?;
-    let tokens = client::client_credentials(&state.http, &limits(state), &ep)
-        .await
-        .map_err(|e| provider_error(&e))?;
+    let tokens = client::client_credentials(&state.http, &limits(state), &ep).await;
+    state.metrics.client_credentials(match &tokens {
+        Ok(_) => Outcome::Ok,
+        Err(_) => Outcome::Failed,
+    });
+    let tokens = tokens.map_err(|e| provider_error(&e))?;
     let n = name.clone();
     let by = caller.to_string();
     let st = StatePtr::new(state);
@@ -670,7 +696,7 @@ pub async fn backend_app_token(state: &AppState, app_name: &str, caller: &str) -
             })
         })
         .await?;
-    read_fresh(state, &name, 0).await?.ok_or_else(|| {
+    read_fresh(state, &name, 0, None).await?.ok_or_else(|| {
         AppError::validation("The provider issued a token that has already expired.")
     })
 }
@@ -729,8 +755,12 @@ pub async fn prepare_revocation(state: &AppState, name: &str) -> Option<Revocati
 pub async fn revoke(state: &AppState, r: Revocation) {
     for (token, kind) in &r.tokens {
         match client::revoke(&state.http, &limits(state), &r.endpoints, token, *kind).await {
-            Ok(()) => tracing::info!(token_cache = %r.name, hint = kind.hint(), "token revoked"),
+            Ok(()) => {
+                state.metrics.revocation(Outcome::Ok);
+                tracing::info!(token_cache = %r.name, hint = kind.hint(), "token revoked")
+            }
             Err(e) => {
+                state.metrics.revocation(Outcome::Failed);
                 tracing::warn!(token_cache = %r.name, hint = kind.hint(), error = %e, "token revocation failed")
             }
         }

@@ -3,27 +3,147 @@
 mod auth;
 mod client;
 mod desk;
+mod errors;
 mod method;
 mod oauth;
+mod ops;
 mod resource;
 mod v2;
 
-use actix_web::web;
+use actix_web::http::Method;
+use actix_web::{web, FromRequest, Handler, Responder};
 
-pub use method::{data, message};
+pub use errors::frappe_errors;
+pub use method::{data, message, METHODS};
+pub use ops::observe;
 
 /// Registers every route; `body_limit` caps request bodies (413 beyond it).
 pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {
-    cfg.app_data(web::PayloadConfig::new(body_limit))
-        .route("/api/method/ping", web::get().to(auth::ping))
-        .route(
+    cfg.app_data(web::PayloadConfig::new(body_limit));
+    let mut t = RouteTable::new(Some(cfg));
+    table(&mut t);
+    if let Some(cfg) = t.cfg {
+        cfg.default_service(web::route().to(method::not_found));
+    }
+}
+
+/// Every `(method, path pattern)` the router serves, in matching order; `*` is any method.
+/// `/api/method/{method}` stands for the names in [`METHODS`].
+pub fn route_list() -> Vec<(&'static str, String)> {
+    let mut t = RouteTable::new(None);
+    table(&mut t);
+    t.list
+}
+
+fn table(t: &mut RouteTable) {
+    t.get("/healthz", ops::healthz)
+        .get("/readyz", ops::readyz)
+        .get("/metrics", ops::metrics)
+        .get("/api/method/ping", auth::ping)
+        .any(
             "/api/method/frappe.integrations.doctype.connected_app.connected_app.callback/{app}",
-            web::route().to(oauth::callback),
+            oauth::callback,
         )
-        .route("/api/method/{method}", web::route().to(method::dispatch))
-        .route("/api/v2/method/{method:.*}", web::route().to(v2::method))
-        .service(resource::scope("/api/resource"))
-        .service(resource::scope("/api/v1/resource"))
-        .service(v2::scope())
-        .default_service(web::route().to(method::not_found));
+        .any("/api/method/{method}", method::dispatch)
+        .any("/api/v2/method/{method:.*}", v2::method);
+    resource::routes(t, "/api/resource");
+    resource::routes(t, "/api/v1/resource");
+    v2::routes(t);
+    crate::ui::routes(t);
+}
+
+/// Registers routes on the app (when given a `ServiceConfig`) and lists them, so the list the
+/// API spec is checked against is the router itself.
+pub struct RouteTable<'a> {
+    cfg: Option<&'a mut web::ServiceConfig>,
+    list: Vec<(&'static str, String)>,
+}
+
+impl<'a> RouteTable<'a> {
+    fn new(cfg: Option<&'a mut web::ServiceConfig>) -> Self {
+        Self {
+            cfg,
+            list: Vec::new(),
+        }
+    }
+
+    fn add<F, Args>(&mut self, method: Option<Method>, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let label = match &method {
+            None => "*",
+            Some(m) if *m == Method::GET => "GET",
+            Some(m) if *m == Method::POST => "POST",
+            Some(m) if *m == Method::PUT => "PUT",
+            Some(m) if *m == Method::PATCH => "PATCH",
+            Some(_) => "DELETE",
+        };
+        self.list.push((label, path.to_string()));
+        if let Some(cfg) = self.cfg.as_deref_mut() {
+            let route = match method {
+                None => web::route(),
+                Some(m) => web::method(m),
+            };
+            cfg.route(path, route.to(handler));
+        }
+        self
+    }
+
+    pub fn get<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::GET), path, handler)
+    }
+
+    pub fn post<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::POST), path, handler)
+    }
+
+    pub fn put<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::PUT), path, handler)
+    }
+
+    pub fn patch<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::PATCH), path, handler)
+    }
+
+    pub fn delete<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(Some(Method::DELETE), path, handler)
+    }
+
+    /// Any HTTP method (Frappe's `/api/method` accepts them all).
+    pub fn any<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        self.add(None, path, handler)
+    }
 }

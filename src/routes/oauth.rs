@@ -197,7 +197,7 @@ pub async fn callback(
     let provider_error = args
         .str("error")
         .map(|e| (e, args.str("error_description")));
-    let done = flow::callback(
+    let done = match flow::callback(
         &state,
         &user,
         &app,
@@ -205,7 +205,15 @@ pub async fn callback(
         args.str("state"),
         provider_error,
     )
-    .await?;
+    .await
+    {
+        Ok(done) => done,
+        // A person's browser gets the reason as a page, scripts keep Frappe's error body.
+        Err(e) if crate::ui::wants_html(&req) => {
+            return Ok(crate::ui::callback_error(&user, &app, &e));
+        }
+        Err(e) => return Err(e),
+    };
     let app_page = format!(
         "/app/connected-app/{}",
         done.token_cache

@@ -1,11 +1,12 @@
 //! API v2: `/api/v2/document/…`, `/api/v2/doctype/…` and `/api/v2/method/…`, with v2 errors.
 
-use actix_web::{web, HttpRequest, HttpResponse, Scope};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use super::method::{self, data, Call};
 use super::oauth;
 use super::resource::{body_doc, meta_or_404};
+use super::RouteTable;
 use crate::auth::CurrentUser;
 use crate::doc::list;
 use crate::doc::service::{self, Perm};
@@ -15,29 +16,21 @@ use crate::state::AppState;
 
 type V2Result = Result<HttpResponse, V2Error>;
 
-pub fn scope() -> Scope {
-    web::scope("/api/v2")
-        .route("/document/{doctype}", web::get().to(list_docs))
-        .route("/document/{doctype}", web::post().to(create))
-        .route("/document/{doctype}/{name}", web::get().to(get))
-        .route("/document/{doctype}/{name}", web::put().to(update))
-        .route("/document/{doctype}/{name}", web::patch().to(update))
-        .route("/document/{doctype}/{name}", web::delete().to(delete))
-        .route(
-            "/document/{doctype}/{name}/method/{method}",
-            web::get().to(doc_method),
-        )
-        .route(
-            "/document/{doctype}/{name}/method/{method}",
-            web::post().to(doc_method),
-        )
-        .route("/doctype/{doctype}/count", web::get().to(count))
-        .route("/doctype/{doctype}/meta", web::get().to(meta))
-        .default_service(web::route().to(not_found))
-}
-
-async fn not_found() -> V2Result {
-    Err(AppError::not_found_bare().into())
+/// The v2 document and doctype routes; unknown `/api/v2` paths get the v2 404 from the
+/// default service.
+pub fn routes(t: &mut RouteTable) {
+    let doc = "/api/v2/document/{doctype}/{name}";
+    let method = "/api/v2/document/{doctype}/{name}/method/{method}";
+    t.get("/api/v2/document/{doctype}", list_docs)
+        .post("/api/v2/document/{doctype}", create)
+        .get(doc, get)
+        .put(doc, update)
+        .patch(doc, update)
+        .delete(doc, delete)
+        .get(method, doc_method)
+        .post(method, doc_method)
+        .get("/api/v2/doctype/{doctype}/count", count)
+        .get("/api/v2/doctype/{doctype}/meta", meta);
 }
 
 async fn list_docs(

@@ -1,0 +1,279 @@
+//! The web pages people use when no Frappe desk stands in front of the service: login, the
+//! Connected App list and form, and the Token Cache list. Each page is a small HTML shell; the
+//! embedded script (`app.js`) fills it by calling the service's own Frappe REST API.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
+
+use crate::auth::CurrentUser;
+use crate::error::{html_escape, AppError};
+use crate::oauth::flow;
+use crate::state::AppState;
+
+const CSS: &str = include_str!("app.css");
+const JS: &str = include_str!("app.js");
+const CSS_PATH: &str = "/assets/connected-apps/app.css";
+const JS_PATH: &str = "/assets/connected-apps/app.js";
+const HOME: &str = "/app/connected-app";
+
+/// Only our own script and style; no framing; no referrer to other origins.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
+
+/// Registers the pages and their two assets.
+pub fn routes(t: &mut crate::routes::RouteTable) {
+    t.get(CSS_PATH, css)
+        .get(JS_PATH, js)
+        .get("/login", login)
+        .get("/", home)
+        .get("/app", home)
+        .get("/app/", home)
+        .get(HOME, app_list)
+        .get("/app/connected-app/new", app_new)
+        .get("/app/connected-app/{name}", app_form)
+        .get("/app/token-cache", token_cache_list);
+}
+
+fn secured(mut b: HttpResponseBuilder) -> HttpResponseBuilder {
+    b.insert_header((header::CONTENT_SECURITY_POLICY, CSP))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::REFERRER_POLICY, "same-origin"));
+    b
+}
+
+async fn css() -> HttpResponse {
+    asset("text/css; charset=utf-8", CSS)
+}
+
+async fn js() -> HttpResponse {
+    asset("text/javascript; charset=utf-8", JS)
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
+    secured(HttpResponse::Ok())
+        .content_type(content_type)
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(body)
+}
+
+fn redirect(location: &str) -> HttpResponse {
+    let mut resp = secured(HttpResponse::Found()).finish();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// A Guest is sent to the login page, which brings them back here afterwards.
+fn login_first(req: &HttpRequest) -> HttpResponse {
+    let here = req.uri().path_and_query().map_or(HOME, |p| p.as_str());
+    let target: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
+    redirect(&format!("/login?redirect-to={target}"))
+}
+
+/// What one page shell says about itself.
+struct Shell<'a> {
+    page: &'a str,
+    title: &'a str,
+    user: &'a CurrentUser,
+    /// Extra `data-*` attributes for the script.
+    data: &'a [(&'a str, &'a str)],
+}
+
+fn page(status: StatusCode, shell: Shell<'_>) -> HttpResponse {
+    let mut data = String::new();
+    for (k, v) in shell.data {
+        data.push_str(&format!(" data-{k}=\"{}\"", html_escape(v)));
+    }
+    let nav = if shell.user.is_guest() {
+        String::new()
+    } else {
+        let cache = if shell.user.is_system_manager() {
+            "<li><a href=\"/app/token-cache\">Token Cache</a></li>"
+        } else {
+            ""
+        };
+        format!(
+            "<nav aria-label=\"Main\"><ul><li><a href=\"{HOME}\">Connected Apps</a></li>{cache}</ul></nav>\
+<div class=\"who\"><span>{}</span> <button type=\"button\" id=\"logout\">Log out</button></div>",
+            html_escape(&shell.user.name)
+        )
+    };
+    let body = format!(
+        "<!doctype html>
+<html lang=\"en\">
+<head>
+<meta charset=\"utf-8\">
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">
+<title>{title} · Connected Apps</title>
+<link rel=\"stylesheet\" href=\"{CSS_PATH}\">
+<script src=\"{JS_PATH}\" defer></script>
+</head>
+<body data-page=\"{page}\" data-user=\"{user}\" data-system-manager=\"{sm}\"{data}>
+<a class=\"skip\" href=\"#main\">Skip to content</a>
+<header><a class=\"brand\" href=\"{HOME}\">Connected Apps</a>{nav}</header>
+<main id=\"main\" tabindex=\"-1\">
+<h1 id=\"title\">{title}</h1>
+<div id=\"messages\" role=\"alert\" aria-live=\"assertive\"></div>
+<div id=\"content\"><noscript><p>These pages need JavaScript.</p></noscript></div>
+</main>
+</body>
+</html>
+",
+        title = html_escape(shell.title),
+        page = shell.page,
+        user = html_escape(&shell.user.name),
+        sm = u8::from(shell.user.is_system_manager()),
+    );
+    secured(HttpResponse::build(status))
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .body(body)
+}
+
+/// `redirect-to` when it stays on this service (a `/path`, never `//host`), else the app list.
+fn next_page(state: &AppState, req: &HttpRequest) -> String {
+    let query = req.uri().query().unwrap_or("");
+    url::form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "redirect-to")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty() && flow::safe_redirect(state, v))
+        .unwrap_or_else(|| HOME.to_string())
+}
+
+async fn login(state: web::Data<AppState>, req: HttpRequest, user: CurrentUser) -> HttpResponse {
+    let next = next_page(&state, &req);
+    if !user.is_guest() {
+        return redirect(&next);
+    }
+    page(
+        StatusCode::OK,
+        Shell {
+            page: "login",
+            title: "Log in",
+            user: &user,
+            data: &[("next", &next)],
+        },
+    )
+}
+
+async fn home(req: HttpRequest, user: CurrentUser) -> HttpResponse {
+    if user.is_guest() {
+        return login_first(&req);
+    }
+    redirect(HOME)
+}
+
+async fn app_list(req: HttpRequest, user: CurrentUser) -> HttpResponse {
+    if user.is_guest() {
+        return login_first(&req);
+    }
+    page(
+        StatusCode::OK,
+        Shell {
+            page: "app-list",
+            title: "Connected Apps",
+            user: &user,
+            data: &[],
+        },
+    )
+}
+
+async fn app_new(req: HttpRequest, user: CurrentUser) -> HttpResponse {
+    if user.is_guest() {
+        return login_first(&req);
+    }
+    page(
+        StatusCode::OK,
+        Shell {
+            page: "app-form",
+            title: "New Connected App",
+            user: &user,
+            data: &[],
+        },
+    )
+}
+
+async fn app_form(req: HttpRequest, user: CurrentUser, name: web::Path<String>) -> HttpResponse {
+    if user.is_guest() {
+        return login_first(&req);
+    }
+    page(
+        StatusCode::OK,
+        Shell {
+            page: "app-form",
+            title: "Connected App",
+            user: &user,
+            data: &[("name", &name)],
+        },
+    )
+}
+
+async fn token_cache_list(req: HttpRequest, user: CurrentUser) -> HttpResponse {
+    if user.is_guest() {
+        return login_first(&req);
+    }
+    let status = if user.is_system_manager() {
+        StatusCode::OK
+    } else {
+        StatusCode::FORBIDDEN
+    };
+    page(
+        status,
+        Shell {
+            page: if user.is_system_manager() {
+                "token-cache"
+            } else {
+                "forbidden"
+            },
+            title: "Token Cache",
+            user: &user,
+            data: &[],
+        },
+    )
+}
+
+/// A failed OAuth callback, for a person in a browser: the reason in plain words and the way
+/// back to the app's page.
+pub fn callback_error(user: &CurrentUser, app: &str, e: &AppError) -> HttpResponse {
+    let reason = e
+        .messages
+        .last()
+        .map(|m| strip_tags(&m.message))
+        .filter(|m| !m.trim().is_empty())
+        .unwrap_or_else(|| "The connection could not be completed.".to_string());
+    page(
+        e.status,
+        Shell {
+            page: "callback-error",
+            title: "Could not connect",
+            user,
+            data: &[("name", app), ("error", &reason)],
+        },
+    )
+}
+
+/// Messages may carry Frappe's links (`<a href=..>name</a>`): keep their text only.
+fn strip_tags(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut in_tag = false;
+    for c in s.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' if in_tag => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Whether the request comes from a browser navigating (it asks for HTML first).
+pub fn wants_html(req: &HttpRequest) -> bool {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.trim_start().starts_with("text/html"))
+}
