@@ -11,6 +11,9 @@ use crate::db::Db;
 use crate::frappe::time::Clock;
 use crate::secrets::{KeyRing, SecretsError};
 
+/// The state as handlers and blocking tasks hold it.
+pub type SharedState = actix_web::web::Data<AppState>;
+
 /// Shared by all workers (wrapped in `web::Data`).
 pub struct AppState {
     pub settings: Settings,

@@ -15,7 +15,7 @@ use crate::error::{AppError, AppResult, ServerMessage};
 use crate::frappe::meta::{ColumnKind, DocMeta, CONNECTED_APP, TOKEN_CACHE};
 use crate::frappe::{random_name, time};
 use crate::secrets;
-use crate::state::AppState;
+use crate::state::{AppState, SharedState};
 
 /// The callback path every Connected App's redirect URI ends with.
 pub const CALLBACK_PATH: &str =
@@ -127,7 +127,7 @@ pub fn forbidden(user: &CurrentUser, meta: &DocMeta, perm: Perm, name: Option<&s
 
 /// Loads a document the user may read.
 pub async fn get(
-    state: &AppState,
+    state: &SharedState,
     user: &CurrentUser,
     meta: &'static DocMeta,
     name: &str,
@@ -440,7 +440,7 @@ fn new_name(meta: &DocMeta, body: &Map<String, Value>) -> String {
 
 /// Creates a document from a request body (Frappe's `insert`).
 pub async fn create(
-    state: &AppState,
+    state: &SharedState,
     user: &CurrentUser,
     meta: &'static DocMeta,
     body: Map<String, Value>,
@@ -507,7 +507,7 @@ fn duplicate(meta: &DocMeta, name: &str) -> AppError {
 
 /// Updates a document from a request body (Frappe's `doc.update(data); doc.save()`).
 pub async fn update(
-    state: &AppState,
+    state: &SharedState,
     user: &CurrentUser,
     meta: &'static DocMeta,
     name: &str,
@@ -605,7 +605,7 @@ pub fn save_changes(
 /// Deletes a document; Connected Apps that Token Caches link to cannot be deleted.
 /// Returns the deleted document (for revocation by the caller).
 pub async fn delete(
-    state: &AppState,
+    state: &SharedState,
     user: &CurrentUser,
     meta: &'static DocMeta,
     name: &str,
@@ -653,22 +653,17 @@ pub async fn delete(
         .await
 }
 
-/// A `'static` handle to the state for blocking closures. The state lives in `web::Data`
-/// for the whole life of the server, which outlives every request.
-#[derive(Clone, Copy)]
-pub struct StatePtr(*const AppState);
-
-// The pointee is `Sync` (shared by all workers) and outlives every blocking task.
-unsafe impl Send for StatePtr {}
+/// A handle to the state that blocking closures own (an `Arc` clone), so a task that outlives
+/// its request never points at freed memory.
+#[derive(Clone)]
+pub struct StatePtr(SharedState);
 
 impl StatePtr {
-    pub fn new(state: &AppState) -> Self {
-        StatePtr(state as *const AppState)
+    pub fn new(state: &SharedState) -> Self {
+        StatePtr(state.clone())
     }
 
     pub fn get(&self) -> &AppState {
-        // SAFETY: see the type's documentation: the state outlives the task, and the
-        // awaiting request keeps its `web::Data` alive until the task has finished.
-        unsafe { &*self.0 }
+        &self.0
     }
 }

@@ -19,7 +19,7 @@ use crate::error::{AppError, AppResult};
 use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
 use crate::frappe::{random_name, time};
 use crate::metrics::{Outcome, RefreshFailure};
-use crate::state::AppState;
+use crate::state::{AppState, SharedState};
 
 const EXPECTATION_FAILED: actix_web::http::StatusCode =
     actix_web::http::StatusCode::EXPECTATION_FAILED;
@@ -110,7 +110,7 @@ pub fn provider_error(e: &OAuthError) -> AppError {
 /// Starts the web application flow: a fresh single-use `state` (and PKCE verifier) is kept in
 /// the Token Cache `<app>-<user>`, and the provider's authorization URL is returned.
 pub async fn initiate(
-    state: &AppState,
+    state: &SharedState,
     caller: &CurrentUser,
     app: &Doc,
     for_user: Option<String>,
@@ -225,7 +225,7 @@ fn invalid_state() -> AppError {
 /// The provider redirected back: checks `state` (constant time, single use, not expired),
 /// exchanges the code and stores the tokens.
 pub async fn callback(
-    state: &AppState,
+    state: &SharedState,
     user: &CurrentUser,
     app_name: &str,
     code: Option<String>,
@@ -414,7 +414,7 @@ pub fn seconds_left(state: &AppState, tc: &Doc, received_at: Option<NaiveDateTim
 
 /// The caller's usable token, refreshed first when it has expired or is about to.
 pub async fn get_access_token(
-    state: &AppState,
+    state: &SharedState,
     app_name: &str,
     user: Option<&str>,
     caller: &str,
@@ -481,7 +481,7 @@ pub async fn get_access_token(
 /// The token as the API returns it, when it is usable for at least `margin` more seconds, or
 /// when it was received at or after `received_since`.
 async fn read_fresh(
-    state: &AppState,
+    state: &SharedState,
     name: &str,
     margin: i64,
     received_since: Option<NaiveDateTime>,
@@ -535,7 +535,7 @@ fn reconnect_needed() -> AppError {
 }
 
 /// Refreshes one connection now (the caller holds the lease).
-async fn refresh_now(state: &AppState, name: &str, caller: &str) -> AppResult<()> {
+async fn refresh_now(state: &SharedState, name: &str, caller: &str) -> AppResult<()> {
     let n = name.to_string();
     let st = StatePtr::new(state);
     let (ep, refresh_token) = state
@@ -609,7 +609,7 @@ async fn refresh_now(state: &AppState, name: &str, caller: &str) -> AppResult<()
 }
 
 /// `has_token`: the user has a stored access token that does not need reconnecting.
-pub async fn has_token(state: &AppState, app_name: &str, user: &str) -> AppResult<bool> {
+pub async fn has_token(state: &SharedState, app_name: &str, user: &str) -> AppResult<bool> {
     let (app_name, user) = (app_name.to_string(), user.to_string());
     state
         .db
@@ -629,7 +629,11 @@ pub async fn has_token(state: &AppState, app_name: &str, user: &str) -> AppResul
 }
 
 /// Client credentials for the app itself, cached in Token Cache `<app>-` until it nears expiry.
-pub async fn backend_app_token(state: &AppState, app_name: &str, caller: &str) -> AppResult<Value> {
+pub async fn backend_app_token(
+    state: &SharedState,
+    app_name: &str,
+    caller: &str,
+) -> AppResult<Value> {
     let app_name2 = app_name.to_string();
     let app = state
         .db
@@ -710,7 +714,7 @@ pub struct Revocation {
 
 /// Reads what revoking a Token Cache needs, before it is deleted. `None` when there is nothing
 /// to revoke (no revocation URI, no tokens, or not a Token Cache).
-pub async fn prepare_revocation(state: &AppState, name: &str) -> Option<Revocation> {
+pub async fn prepare_revocation(state: &SharedState, name: &str) -> Option<Revocation> {
     let n = name.to_string();
     let st = StatePtr::new(state);
     state
@@ -752,7 +756,7 @@ pub async fn prepare_revocation(state: &AppState, name: &str) -> Option<Revocati
 
 /// Revokes at the provider (RFC 7009, refresh token first). Failures are logged, not raised:
 /// the user asked to disconnect and the local tokens are already gone.
-pub async fn revoke(state: &AppState, r: Revocation) {
+pub async fn revoke(state: &SharedState, r: Revocation) {
     for (token, kind) in &r.tokens {
         match client::revoke(&state.http, &limits(state), &r.endpoints, token, *kind).await {
             Ok(()) => {
@@ -769,7 +773,7 @@ pub async fn revoke(state: &AppState, r: Revocation) {
 
 /// Fetches the app's `openid_configuration` and fills its endpoints (needs write permission).
 pub async fn fill_from_discovery(
-    state: &AppState,
+    state: &SharedState,
     user: &CurrentUser,
     app: &Doc,
 ) -> AppResult<Doc> {

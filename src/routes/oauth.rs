@@ -13,14 +13,14 @@ use crate::error::{AppError, ServerMessage};
 use crate::frappe::args::Args;
 use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
 use crate::oauth::flow;
-use crate::state::AppState;
+use crate::state::{AppState, SharedState};
 
 const MODULE: &str = "frappe.integrations.doctype.connected_app.connected_app";
 
 /// Runs a whitelisted method of a document. `write` is whether the route demands write
 /// permission (a POST through the resource or v2 API).
 pub async fn run_document_method(
-    state: &AppState,
+    state: &SharedState,
     user: &CurrentUser,
     doc: Doc,
     method: &str,
@@ -239,7 +239,7 @@ fn redirect(location: &str) -> HttpResponse {
 
 /// Before a Token Cache is deleted: what to revoke afterwards.
 pub async fn before_delete(
-    state: &AppState,
+    state: &SharedState,
     meta: &'static crate::frappe::meta::DocMeta,
     name: &str,
 ) -> Option<flow::Revocation> {
@@ -251,7 +251,7 @@ pub async fn before_delete(
 }
 
 /// After a delete: revoke at the provider; a failure is logged and never undoes the delete.
-pub async fn after_delete(state: &AppState, revocation: Option<flow::Revocation>) {
+pub async fn after_delete(state: &SharedState, revocation: Option<flow::Revocation>) {
     if let Some(r) = revocation {
         flow::revoke(state, r).await;
     }
