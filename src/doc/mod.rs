@@ -5,6 +5,7 @@ pub mod list;
 pub mod row;
 pub mod service;
 pub mod store;
+pub mod typed;
 
 use chrono::NaiveDateTime;
 use secrecy::SecretString;
