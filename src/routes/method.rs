@@ -103,6 +103,8 @@ pub const METHODS: &[&str] = &[
     "Connected App/has_token",
     "connected_apps.get_access_token",
     "connected_apps.get_backend_app_token",
+    "connected_apps.get_auth_header",
+    "connected_apps.app_settings",
     "frappe.integrations.doctype.connected_app.connected_app.callback",
 ];
 
@@ -138,6 +140,8 @@ pub async fn run(name: &str, call: Call) -> Result<HttpResponse, AppError> {
         | "Connected App/has_token" => oauth::has_token(name, call).await,
         "connected_apps.get_access_token" => oauth::get_access_token(name, call).await,
         "connected_apps.get_backend_app_token" => oauth::get_backend_app_token(name, call).await,
+        "connected_apps.get_auth_header" => oauth::get_auth_header(name, call).await,
+        "connected_apps.app_settings" => oauth::app_settings(name, call).await,
         "frappe.integrations.doctype.connected_app.connected_app.callback" => {
             Err(AppError::validation("Invalid Parameters."))
         }

@@ -160,6 +160,71 @@ pub async fn get_access_token(name: &str, call: Call) -> Result<HttpResponse, Ap
     Ok(call.reply(v))
 }
 
+/// `connected_apps.get_auth_header(connected_app, user=None)`: Frappe's
+/// `TokenCache.get_auth_header()` for scripts, `{"Authorization": "Bearer <token>"}`, after the
+/// same refresh rules as `get_access_token`.
+pub async fn get_auth_header(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    call.require_login(name)?;
+    let app = call.args.require_str("connected_app", "get_auth_header")?;
+    let user = match call.args.str("user").filter(|u| !u.is_empty()) {
+        Some(u) if !u.eq_ignore_ascii_case(&call.user.name) && !call.user.is_system_manager() => {
+            return Err(AppError::permission(
+                vec![ServerMessage::raised(
+                    "Only a System Manager can use another user's connection.",
+                )],
+                None,
+            ));
+        }
+        Some(u) => u,
+        None => call.user.name.clone(),
+    };
+    let v = flow::get_access_token(&call.state, &app, Some(&user), &call.user.name).await?;
+    let token_type = v["token_type"].as_str().unwrap_or("Bearer");
+    let token = v["access_token"].as_str().unwrap_or_default();
+    Ok(call.reply(json!({ "Authorization": format!("{token_type} {token}") })))
+}
+
+/// `connected_apps.app_settings(connected_app[, pkce])`: the service's own per-app settings
+/// (Frappe has no field for them). Reading needs read permission on the app; changing them
+/// (a POST with `pkce` = 0/1) needs System Manager.
+pub async fn app_settings(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    call.require_login(name)?;
+    let app = call.args.require_str("connected_app", "app_settings")?;
+    let doc = service::get(&call.state, &call.user, &CONNECTED_APP, &app).await?;
+    let app_name = doc.name().to_string();
+    let change = match call.args.get("pkce") {
+        None => None,
+        Some(v) => {
+            call.require_post()?;
+            if !call.user.is_system_manager() {
+                return Err(service::forbidden(
+                    &call.user,
+                    &CONNECTED_APP,
+                    Perm::Write,
+                    Some(&app_name),
+                ));
+            }
+            Some(match v {
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_i64() != Some(0),
+                Value::String(s) => !matches!(s.trim(), "0" | "false" | "off" | ""),
+                _ => return Err(AppError::validation("pkce must be 0 or 1.")),
+            })
+        }
+    };
+    let pkce = call
+        .state
+        .db
+        .run(move |conn| {
+            if let Some(on) = change {
+                crate::oauth::store::set_pkce(conn, &app_name, on)?;
+            }
+            crate::oauth::store::pkce_enabled(conn, &app_name)
+        })
+        .await?;
+    Ok(call.reply(json!({ "connected_app": doc.name(), "pkce": pkce })))
+}
+
 /// `connected_apps.get_backend_app_token(connected_app)`: client credentials (System Manager).
 pub async fn get_backend_app_token(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;

@@ -240,12 +240,12 @@
     { title: 'Client Credentials', columns: [
       [['client_id', 'Client Id'], ['redirect_uri', 'Redirect URI', { readonly: true }]],
       [['client_secret', 'Client Secret', { password: true }]]] },
-    { title: 'Scopes', table: 'scopes', cols: [['scope', 'Scope']] },
+    { title: 'Scopes', table: 'scopes', item: 'scope', cols: [['scope', 'Scope']] },
     { title: 'Endpoints', columns: [
       [['authorization_uri', 'Authorization URI', { textarea: true }], ['token_uri', 'Token URI'],
         ['revocation_uri', 'Revocation URI']],
       [['userinfo_uri', 'Userinfo URI'], ['introspection_uri', 'Introspection URI']]] },
-    { title: 'Extra Parameters', table: 'query_parameters', cols: [['key', 'Key'], ['value', 'Value']] },
+    { title: 'Extra Parameters', table: 'query_parameters', item: 'parameter', cols: [['key', 'Key'], ['value', 'Value']] },
   ];
   const EDITABLE = ['provider_name', 'openid_configuration', 'client_id', 'client_secret',
     'authorization_uri', 'token_uri', 'revocation_uri', 'userinfo_uri', 'introspection_uri'];
@@ -304,7 +304,7 @@
       return f;
     }
 
-    function table(key, cols) {
+    function table(key, item, cols) {
       const rows = doc[key] || (doc[key] = []);
       const tbody = h('tbody');
       const wrap = h('div');
@@ -318,7 +318,7 @@
           }),
           canEdit ? h('td', {}, h('button', {
             type: 'button',
-            'aria-label': `Remove ${cols[0][1].toLowerCase()} ${i + 1}`,
+            'aria-label': `Remove ${item} ${i + 1}`,
             onclick: () => { rows.splice(i, 1); dirty = true; draw(); },
           }, 'Remove')) : null)));
         wrap.replaceChildren(rows.length
@@ -337,7 +337,7 @@
           draw();
           tbody.lastElementChild?.querySelector('input')?.focus();
         },
-      }, `Add ${cols[0][1].toLowerCase()}`) : null;
+      }, `Add ${item}`) : null;
       return [wrap, h('div', { class: 'actions' }, add)];
     }
 
@@ -345,7 +345,7 @@
       setTitle();
       const sections = LAYOUT.map((s) => {
         const head = s.title ? h('h2', {}, s.title) : null;
-        const inner = s.table ? table(s.table, s.cols)
+        const inner = s.table ? table(s.table, s.item, s.cols)
           : h('div', { class: 'columns' }, s.columns.map((col) => h('div', {}, col.map(([k, l, o]) => input(k, l, o)))));
         return h('section', { class: 'card', 'aria-label': s.title || 'Provider' }, head, inner);
       });
@@ -360,7 +360,9 @@
         h('h2', { id: 'connection-title' }, 'Your connection'),
         h('div', { id: 'connection-body' }, name ? h('p', { class: 'muted' }, 'Loading…')
           : h('p', { class: 'muted' }, 'Save the app first, then connect your account.')));
-      content.replaceChildren(form, conn);
+      // Once saved, the connection comes first: it is what a person comes back to see.
+      if (name) content.replaceChildren(conn, form);
+      else content.replaceChildren(form, conn);
     }
 
     // Saves when needed; returns false when the form is not valid.

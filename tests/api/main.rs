@@ -7,6 +7,8 @@ mod provider;
 
 mod helpers;
 
+mod api_spec;
+mod app_settings;
 mod browser;
 mod cli;
 mod compat;
@@ -17,5 +19,8 @@ mod migration;
 mod oauth_concurrency;
 mod oauth_flow;
 mod oauth_tokens;
+mod operations;
+mod outage;
 mod rest;
+mod schemathesis;
 mod storage;

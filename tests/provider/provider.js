@@ -38,6 +38,8 @@
  *       "client_id": "test-client",
  *       "client_secret": "test-secret",
  *       "redirect_uris": ["http://127.0.0.1:8000/callback"],   // may be [] for client_credentials-only
+ *       "redirect_uri_prefixes": [],  // optional: any redirect_uri starting with one of these is accepted
+ *                                   //   too (for tests that learn the exact URI only in a browser)
  *       "grant_types": ["authorization_code", "refresh_token", "client_credentials"],  // default: all 3
  *       "pkce": true,               // true (default): code_challenge (S256) REQUIRED on /auth.
  *                                   // false: PKCE optional; if a code_challenge is sent it is still
@@ -151,7 +153,7 @@ const DEFAULTS = {
   }],
 };
 
-const CLIENT_KEYS = new Set(['client_id', 'client_secret', 'redirect_uris', 'grant_types', 'pkce', 'scope', 'auth_methods']);
+const CLIENT_KEYS = new Set(['client_id', 'client_secret', 'redirect_uris', 'redirect_uri_prefixes', 'grant_types', 'pkce', 'scope', 'auth_methods']);
 
 function loadConfig(path) {
   let cfg = { ...DEFAULTS };
@@ -211,10 +213,15 @@ function loadConfig(path) {
     for (const [g, m] of Object.entries(authMethods)) {
       if (!GRANT_TYPES.has(g) || !AUTH_METHOD_VALUES.has(m)) die(`clients[${i}].auth_methods: bad entry ${g}=${m}`);
     }
+    const prefixes = c.redirect_uri_prefixes ?? [];
+    if (!Array.isArray(prefixes) || prefixes.some((x) => typeof x !== 'string' || !x)) {
+      die(`clients[${i}].redirect_uri_prefixes must be an array of non-empty strings`);
+    }
     return {
       client_id: c.client_id,
       client_secret: c.client_secret,
       redirect_uris: c.redirect_uris ?? [],
+      redirect_uri_prefixes: prefixes,
       grant_types: grantTypes,
       pkce: c.pkce ?? true,
       scope: c.scope ?? null,
@@ -391,6 +398,13 @@ function buildProvider(issuer) {
   }
 
   const provider = new Provider(issuer, oidcConfig);
+
+  const exactRedirectUriAllowed = provider.Client.prototype.redirectUriAllowed;
+  provider.Client.prototype.redirectUriAllowed = function redirectUriAllowed(value) {
+    if (exactRedirectUriAllowed.call(this, value)) return true;
+    const prefixes = clientsById.get(this.clientId)?.redirect_uri_prefixes ?? [];
+    return typeof value === 'string' && prefixes.some((p) => value.startsWith(p));
+  };
 
   provider.on('server_error', (ctx, err) => {
     process.stderr.write(`provider.js: server_error on ${ctx.method} ${ctx.path}: ${err.stack || err}\n`);

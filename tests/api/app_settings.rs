@@ -1,0 +1,81 @@
+//! The service's own per-app settings (PKCE switch) and `get_auth_header`.
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn a_system_manager_can_switch_pkce_off_for_an_app_and_plain_users_cannot() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let user = app.user("plain@example.com", &[]).await;
+        let doc = app
+            .create_app(json!({"provider_name": "P", "client_id": "c", "authorization_uri": "https://p.example/auth",
+                                "token_uri": "https://p.example/token", "scopes": [{"scope": "openid"}]}))
+            .await;
+        let name = doc["name"].as_str().unwrap();
+        let path = "/api/method/connected_apps.app_settings";
+        let (status, body) = app
+            .get(&user, &format!("{path}?connected_app={name}"))
+            .await;
+        assert_eq!(
+            (status, body["message"]["pkce"].clone()),
+            (200, json!(true)),
+            "{backend:?}"
+        );
+        let (status, _) = app
+            .post(&user, path, &json!({"connected_app": name, "pkce": 0}))
+            .await;
+        assert_eq!(status, 403);
+
+        let initiate =
+            json!({"dt": "Connected App", "dn": name, "method": "initiate_web_application_flow"});
+        let (_, body) = app
+            .post(&app.admin, "/api/method/run_doc_method", &initiate)
+            .await;
+        assert!(body["message"]
+            .as_str()
+            .unwrap()
+            .contains("code_challenge_method=S256"));
+
+        let (status, body) = app
+            .post(&app.admin, path, &json!({"connected_app": name, "pkce": 0}))
+            .await;
+        assert_eq!(
+            (status, body["message"]["pkce"].clone()),
+            (200, json!(false))
+        );
+        let (_, body) = app
+            .post(&app.admin, "/api/method/run_doc_method", &initiate)
+            .await;
+        let url = body["message"].as_str().unwrap();
+        assert!(!url.contains("code_challenge"), "{url}");
+        // Frappe's own JSON of the app is unchanged by the setting.
+        let (_, body) = app
+            .get(&app.admin, &format!("/api/resource/Connected%20App/{name}"))
+            .await;
+        assert!(body["data"].get("pkce").is_none());
+    }
+}
+
+#[tokio::test]
+async fn get_auth_header_needs_a_connection() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let doc = app
+        .create_app(json!({"provider_name": "P", "client_id": "c"}))
+        .await;
+    let (status, body) = app
+        .get(
+            &app.admin,
+            &format!(
+                "/api/method/connected_apps.get_auth_header?connected_app={}",
+                doc["name"].as_str().unwrap()
+            ),
+        )
+        .await;
+    assert_eq!(status, 417, "{body}");
+    assert!(
+        server_messages(&body)[0].contains("Connect the account first"),
+        "{body}"
+    );
+}
