@@ -46,6 +46,42 @@ pub struct GlobalOptions {
     /// Log filter (tracing EnvFilter syntax) [default: info]
     #[arg(long, global = true, env = "RUST_LOG")]
     pub log: Option<String>,
+    /// Largest request body, in bytes [default: 1048576]
+    #[arg(long, global = true, env = "CONNECTED_APPS_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Database connections per instance [default: 16]
+    #[arg(long, global = true, env = "CONNECTED_APPS_DB_POOL_SIZE")]
+    pub db_pool_size: Option<u32>,
+    /// Seconds to wait for a database connection [default: 3]
+    #[arg(long, global = true, env = "CONNECTED_APPS_DB_TIMEOUT_SECS")]
+    pub db_timeout_secs: Option<u64>,
+    /// Seconds to connect to an OAuth provider [default: 5]
+    #[arg(long, global = true, env = "CONNECTED_APPS_HTTP_CONNECT_TIMEOUT_SECS")]
+    pub http_connect_timeout_secs: Option<u64>,
+    /// Seconds for a whole OAuth provider request [default: 15]
+    #[arg(long, global = true, env = "CONNECTED_APPS_HTTP_TIMEOUT_SECS")]
+    pub http_timeout_secs: Option<u64>,
+    /// Largest accepted provider response, in bytes [default: 1048576]
+    #[arg(long, global = true, env = "CONNECTED_APPS_HTTP_MAX_RESPONSE")]
+    pub http_max_response: Option<usize>,
+    /// Seconds an authorization `state` stays valid [default: 600]
+    #[arg(long, global = true, env = "CONNECTED_APPS_STATE_TTL_SECS")]
+    pub state_ttl_secs: Option<u64>,
+    /// Refresh a token this many seconds before it expires [default: 60]
+    #[arg(long, global = true, env = "CONNECTED_APPS_REFRESH_MARGIN_SECS")]
+    pub refresh_margin_secs: Option<u64>,
+    /// Seconds a verified API key is trusted without the database [default: 30]
+    #[arg(long, global = true, env = "CONNECTED_APPS_API_KEY_CACHE_TTL_SECS")]
+    pub api_key_cache_ttl_secs: Option<u64>,
+    /// Failed logins allowed per user or address before the lockout [default: 5]
+    #[arg(long, global = true, env = "CONNECTED_APPS_LOGIN_MAX_FAILURES")]
+    pub login_max_failures: Option<u32>,
+    /// Seconds a throttled login stays locked [default: 300]
+    #[arg(long, global = true, env = "CONNECTED_APPS_LOGIN_LOCKOUT_SECS")]
+    pub login_lockout_secs: Option<u64>,
+    /// Session lifetime in seconds [default: 612000, Frappe's 170 hours]
+    #[arg(long, global = true, env = "CONNECTED_APPS_SESSION_TTL_SECS")]
+    pub session_ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -129,6 +165,21 @@ impl GlobalOptions {
         if let Some(v) = &self.log {
             s.log_filter = v.clone();
         }
+        s.apply(crate::configuration::FileSettings {
+            body_limit: self.body_limit,
+            db_pool_size: self.db_pool_size,
+            db_timeout_secs: self.db_timeout_secs,
+            http_connect_timeout_secs: self.http_connect_timeout_secs,
+            http_timeout_secs: self.http_timeout_secs,
+            http_max_response: self.http_max_response,
+            state_ttl_secs: self.state_ttl_secs,
+            refresh_margin_secs: self.refresh_margin_secs,
+            api_key_cache_ttl_secs: self.api_key_cache_ttl_secs,
+            login_max_failures: self.login_max_failures,
+            login_lockout_secs: self.login_lockout_secs,
+            session_ttl_secs: self.session_ttl_secs,
+            ..Default::default()
+        });
         Ok(s)
     }
 }

@@ -1,4 +1,8 @@
-//! Logging: human-readable by default, JSON lines with `--log-json`.
+//! Logging: human-readable by default, JSON lines with `--log-json`. Every request runs in a
+//! `request{request_id, method}` span (see `routes::ops::observe`); query strings, bodies and
+//! secrets are never logged.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -10,7 +14,8 @@ pub fn init(settings: &Settings) {
         EnvFilter::try_new(&settings.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     let _ = if settings.log_json {
         builder.json().try_init()
     } else {

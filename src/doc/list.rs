@@ -83,7 +83,13 @@ pub async fn get_list(
             let children = match child_tables.first() {
                 Some(table) => {
                     let names: Vec<String> = rows.iter().map(|r| r.name.clone()).collect();
-                    store::child_rows(conn, meta, table, &names)?
+                    // Only the child rows that match the filters on this child table, as
+                    // Frappe's LEFT JOIN returns them.
+                    let mut on_child = q.clone();
+                    on_child.filters.retain(|c| std::ptr::eq(c.table, *table));
+                    on_child.or_filters.clear();
+                    let filter = on_child.where_clause(meta, None);
+                    store::child_rows(conn, meta, table, &names, Some(filter))?
                 }
                 None => Vec::new(),
             };

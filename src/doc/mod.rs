@@ -229,7 +229,7 @@ fn row_json(table: &TableMeta, row: &Row, child: bool, nulls: bool) -> Map<Strin
     for col in table
         .columns
         .iter()
-        .filter(|c| !STANDARD.contains(&c.name) && !(child && CHILD_LINK.contains(&c.name)))
+        .filter(|c| !(STANDARD.contains(&c.name) || child && CHILD_LINK.contains(&c.name)))
     {
         let v = row.value(col.name);
         if !v.is_null() || (nulls && !col.name.starts_with('_')) {

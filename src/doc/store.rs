@@ -453,21 +453,35 @@ pub fn child_rows(
     meta: &DocMeta,
     table: &'static TableMeta,
     parents: &[String],
+    filter: Option<crate::frappe::list_query::SqlFragment>,
 ) -> AppResult<Vec<Row>> {
     if parents.is_empty() {
         return Ok(Vec::new());
     }
+    // The table keeps its own name (no alias): `filter` refers to `tabX`.`col`.
+    let t = format!("`{}`", table.table);
+    let (extra, extra_binds) = match filter {
+        Some(f) if !f.sql.trim().is_empty() => {
+            let cond = f
+                .sql
+                .trim_start()
+                .trim_start_matches("WHERE")
+                .trim()
+                .to_string();
+            (format!(" AND ({cond})"), f.binds)
+        }
+        _ => (String::new(), Vec::new()),
+    };
     let sql = format!(
-        "SELECT {} FROM `{}` c WHERE c.`parenttype` = ? AND c.`parent` IN ({}) ORDER BY c.`idx`",
-        select_list(backend(conn), table, "c"),
-        table.table,
+        "SELECT {} FROM {t} WHERE {t}.`parenttype` = ? AND {t}.`parent` IN ({}){extra} ORDER BY {t}.`idx`",
+        select_list(backend(conn), table, &t),
         vec!["?"; parents.len()].join(", ")
     );
     let mut q = query(sql).bind::<Text, _>(meta.doctype().to_string());
     for p in parents {
         q = q.bind::<Text, _>(p.clone());
     }
-    let rows: Vec<DynRow> = q.load(conn)?;
+    let rows: Vec<DynRow> = bind_all(q, extra_binds).load(conn)?;
     Ok(rows.iter().map(|r| Row::from_text(table, &r.0)).collect())
 }
 

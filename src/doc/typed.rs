@@ -14,6 +14,7 @@ use crate::db::DbConnection;
 use crate::error::AppResult;
 use crate::frappe::meta::{DocMeta, CONNECTED_APP, TOKEN_CACHE};
 
+type Opt = Option<String>;
 type Std = (
     String,
     Option<NaiveDateTime>,
@@ -224,13 +225,7 @@ fn link(
 }
 
 fn scopes(conn: &mut DbConnection, parent: &str, parenttype: &str) -> AppResult<Vec<ChildRow>> {
-    let rows: Vec<(
-        Std,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = sc::table
+    let rows: Vec<(Std, Opt, Opt, Opt, Opt)> = sc::table
         .filter(sc::parent.eq(parent))
         .filter(sc::parenttype.eq(parenttype))
         .filter(sc::parentfield.eq("scopes"))
@@ -269,14 +264,7 @@ fn query_parameters(
     parenttype: &str,
 ) -> AppResult<Vec<ChildRow>> {
     #[allow(clippy::type_complexity)]
-    let rows: Vec<(
-        Std,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = qp::table
+    let rows: Vec<(Std, Opt, Opt, Opt, Opt, Opt)> = qp::table
         .filter(qp::parent.eq(parent))
         .filter(qp::parenttype.eq(parenttype))
         .filter(qp::parentfield.eq("query_parameters"))

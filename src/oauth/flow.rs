@@ -437,8 +437,15 @@ pub async fn get_access_token(
         return Ok(v);
     }
     // One refresh per process at a time for this connection…
+    let asked = std::time::Instant::now();
     let lock = state.oauth.lock_for(&name);
-    let _guard = lock.lock().await;
+    let mut last_failure = lock.lock().await;
+    // A refresh that began after this call asked, and failed, answers this call too.
+    if let Some((started, e)) = last_failure.as_ref() {
+        if *started >= asked {
+            return Err(e.clone());
+        }
+    }
     let owner = format!("{}-{}", std::process::id(), crate::secrets::random_hex(8));
     let deadline =
         std::time::Instant::now() + state.settings.http_timeout + std::time::Duration::from_secs(5);
@@ -460,7 +467,9 @@ pub async fn get_access_token(
             })
             .await?;
         if taken {
+            let started = std::time::Instant::now();
             let result = refresh_now(state, &name, caller).await;
+            *last_failure = result.as_ref().err().map(|e| (started, e.clone()));
             let (n3, o3) = (name.clone(), owner.clone());
             let _ = state
                 .db

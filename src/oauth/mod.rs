@@ -11,12 +11,18 @@ use std::sync::{Arc, Mutex};
 /// refreshed once however many requests ask at the same time.
 #[derive(Debug, Default)]
 pub struct OAuthState {
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<String, RefreshLock>>,
 }
+
+/// The lock of one Token Cache; it holds the last failed refresh (when it started, and its
+/// error) so that requests queued behind it share its answer instead of each waiting for
+/// the provider's timeout in turn.
+pub type RefreshLock =
+    Arc<tokio::sync::Mutex<Option<(std::time::Instant, crate::error::AppError)>>>;
 
 impl OAuthState {
     /// The lock for one Token Cache (names compare case-insensitively, as in the database).
-    pub fn lock_for(&self, token_cache: &str) -> Arc<tokio::sync::Mutex<()>> {
+    pub fn lock_for(&self, token_cache: &str) -> RefreshLock {
         let key = token_cache.to_lowercase();
         let mut locks = match self.locks.lock() {
             Ok(l) => l,

@@ -103,16 +103,17 @@ pub struct TestApp {
 
 /// Settings for a test: the given database, a new site config, port 0.
 pub fn test_settings(db: &TestDb) -> Settings {
-    let mut s = Settings::default();
-    s.database_url = db.url.clone();
-    s.site_config = db.dir.path().join("site_config.json");
-    s.create_site_config = true;
-    s.bind = "127.0.0.1:0".into();
-    s.admin_password = Some("admin-pass".into());
-    s.workers = 2;
-    s.db_pool_size = 8;
-    s.time_zone = Some("Asia/Kolkata".into());
-    s
+    Settings {
+        database_url: db.url.clone(),
+        site_config: db.dir.path().join("site_config.json"),
+        create_site_config: true,
+        bind: "127.0.0.1:0".into(),
+        admin_password: Some("admin-pass".into()),
+        workers: 2,
+        db_pool_size: 8,
+        time_zone: Some("Asia/Kolkata".into()),
+        ..Settings::default()
+    }
 }
 
 pub async fn spawn_app(backend: Backend) -> TestApp {

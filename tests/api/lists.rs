@@ -559,7 +559,6 @@ async fn malformed_list_arguments_and_bodies_are_frappe_shaped_4xx_never_5xx() {
 }
 
 #[tokio::test]
-#[ignore = "src bug: with a child-table field selected, a filter on that child table must apply to the joined row (Frappe's LEFT JOIN); doc/list.rs reads every child row of the matching parents with a second query, so the other rows come back too"]
 async fn a_child_table_filter_applies_to_the_selected_child_rows() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;

@@ -2,7 +2,6 @@
 //! against its own fresh database (SQLite file or MariaDB database) and talks HTTP to it.
 
 #[path = "../common/provider.rs"]
-#[allow(dead_code)]
 mod provider;
 
 mod helpers;
@@ -16,6 +15,7 @@ mod foundation;
 mod injection;
 mod lists;
 mod migration;
+mod misbehaving_provider;
 mod oauth_concurrency;
 mod oauth_flow;
 mod oauth_tokens;

@@ -538,16 +538,13 @@ async fn the_full_oauth_flow_logged_at_trace_level_never_logs_a_secret() {
     for backend in BACKENDS {
         let db = TestDb::new(backend);
         let (sc, key) = site_config(&db);
-        let config = db.dir.path().join("settings.json");
         // Every get_access_token refreshes: the margin is longer than the token lifetime.
-        std::fs::write(&config, r#"{"refresh_margin_secs": 7200}"#).unwrap();
-        let served = Running::start(
-            &db,
-            &sc,
-            "trace",
-            &["--config", config.to_str().unwrap(), "--log-json"],
-        )
-        .await;
+        // SQLite logs JSON lines, MariaDB human-readable text: both formats are searched.
+        let mut flags = vec!["--refresh-margin-secs", "7200"];
+        if backend == Backend::Sqlite {
+            flags.push("--log-json");
+        }
+        let served = Running::start(&db, &sc, "trace", &flags).await;
         let admin = cli_api_key(command_on(&db, &sc), "Administrator").await;
         let mut secrets: Vec<String> = vec![
             ADMIN_PASSWORD.into(),

@@ -78,7 +78,7 @@ try {
 
   step('log in and land on the list');
   await page.getByLabel('Password').fill(PASSWORD);
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByLabel('Password').press('Enter');
   await page.waitForURL(`${SERVICE}/app/connected-app`);
 
   step('New: saving without a provider name is refused in the page');
@@ -114,6 +114,10 @@ try {
   await page.getByRole('link', { name: 'Test Provider' }).waitFor();
   check(await page.getByText(CLIENT_ID, { exact: true }).count() === 1, 'client id in the list');
   check(await page.getByText(redirect, { exact: true }).count() === 1, 'redirect URI in the list');
+  await page.setViewportSize({ width: 360, height: 800 });
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'no sideways scrolling on the list at 360px');
+  await page.setViewportSize({ width: 1100, height: 900 });
   await page.getByLabel('Filter by provider').fill('no such provider');
   await page.getByText('No Connected App has a provider matching').waitFor();
   await page.getByLabel('Filter by provider').fill('test');
@@ -140,6 +144,15 @@ try {
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
     step(`screenshot saved to ${SCREENSHOT}`);
   }
+
+  step('the app page works on a narrow screen, and Disconnect is reachable from the keyboard');
+  await page.setViewportSize({ width: 360, height: 800 });
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    'no sideways scrolling at 360px');
+  await page.getByRole('button', { name: 'Reconnect' }).focus();
+  await page.keyboard.press('Tab');
+  check(await page.evaluate(() => document.activeElement?.textContent) === 'Disconnect', 'Tab reaches Disconnect');
+  await page.setViewportSize({ width: 1100, height: 900 });
 
   step('the Token Cache page lists the connection');
   await page.getByRole('link', { name: 'Token Cache' }).click();
