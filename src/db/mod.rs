@@ -100,37 +100,63 @@ pub struct Manager {
     url: DatabaseUrl,
 }
 
+/// A pooled connection and whether a query on it failed as if the server went away; such a
+/// connection is dropped when it returns to the pool instead of being tested on every
+/// checkout (which would cost a round trip per request).
+pub struct PoolConn {
+    conn: DbConnection,
+    broken: bool,
+}
+
+impl std::ops::Deref for PoolConn {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for PoolConn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
 impl ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = PoolConn;
     type Error = r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        match self.url.backend {
+    fn connect(&self) -> Result<PoolConn, r2d2::Error> {
+        let conn = match self.url.backend {
             Backend::Mysql => MysqlConnection::establish(&self.url.target)
                 .map(DbConnection::Mysql)
                 .map_err(r2d2::Error::ConnectionError),
             Backend::Sqlite => SqliteConnection::establish(&self.url.target)
                 .map(DbConnection::Sqlite)
                 .map_err(r2d2::Error::ConnectionError),
-        }
+        }?;
+        Ok(PoolConn {
+            conn,
+            broken: false,
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
+    fn is_valid(&self, conn: &mut PoolConn) -> Result<(), r2d2::Error> {
+        conn.conn
+            .batch_execute("SELECT 1")
             .map_err(r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    fn has_broken(&self, conn: &mut PoolConn) -> bool {
+        conn.broken
     }
 }
 
 #[derive(Debug)]
 struct Customizer;
 
-impl CustomizeConnection<DbConnection, r2d2::Error> for Customizer {
-    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        let sql = match conn {
+impl CustomizeConnection<PoolConn, r2d2::Error> for Customizer {
+    fn on_acquire(&self, conn: &mut PoolConn) -> Result<(), r2d2::Error> {
+        let sql = match &conn.conn {
             // WAL lets readers run beside the single writer; busy_timeout makes writers queue
             // instead of failing with SQLITE_BUSY.
             DbConnection::Sqlite(_) => {
@@ -142,7 +168,9 @@ impl CustomizeConnection<DbConnection, r2d2::Error> for Customizer {
                 "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci;"
             }
         };
-        conn.batch_execute(sql).map_err(r2d2::Error::QueryError)
+        conn.conn
+            .batch_execute(sql)
+            .map_err(r2d2::Error::QueryError)
     }
 }
 
@@ -180,6 +208,7 @@ impl Db {
             .max_size(max_size)
             .min_idle(Some(1))
             .connection_timeout(timeout)
+            .test_on_check_out(false)
             .connection_customizer(Box::new(Customizer))
             .build(manager)
             .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
@@ -210,7 +239,13 @@ impl Db {
         actix_web::rt::task::spawn_blocking(move || {
             let _entered = span.enter();
             let mut conn = db.get()?;
-            f(&mut conn)
+            let result = f(&mut conn);
+            if let Err(e) = &result {
+                if e.status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
+                    conn.broken = true;
+                }
+            }
+            result
         })
         .await
         .map_err(|_| AppError::internal("a database task was cancelled"))?

@@ -90,6 +90,9 @@ pub fn load_generic(
 
 /// Whether a document exists (case-insensitive), returning its stored name.
 pub fn exists(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<Option<String>> {
+    if let Some(found) = super::typed::exists(conn, meta, name)? {
+        return Ok(found);
+    }
     let sql = format!(
         "SELECT CAST(`name` AS {}) AS c0 FROM `{}` WHERE `name` = ?",
         cast_ty(backend(conn)),

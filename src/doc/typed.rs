@@ -297,3 +297,28 @@ fn query_parameters(
         })
         .collect())
 }
+
+/// The stored name of a document (names match case-insensitively); the outer `None` means
+/// "no typed query for this DocType".
+pub fn exists(
+    conn: &mut DbConnection,
+    meta: &DocMeta,
+    name: &str,
+) -> AppResult<Option<Option<String>>> {
+    let found = if std::ptr::eq(meta, &CONNECTED_APP) {
+        ca::table
+            .filter(ca::name.eq(name))
+            .select(ca::name)
+            .first::<String>(conn)
+            .optional()?
+    } else if std::ptr::eq(meta, &TOKEN_CACHE) {
+        tc::table
+            .filter(tc::name.eq(name))
+            .select(tc::name)
+            .first::<String>(conn)
+            .optional()?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(found))
+}

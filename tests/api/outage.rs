@@ -220,6 +220,7 @@ async fn mariadb_killed_under_load_is_a_fast_503_then_recovers_by_itself_and_los
     let scratch = TestDb::new(Backend::Sqlite);
     let mut settings = test_settings(&scratch);
     settings.database_url = db_url.clone();
+    settings.db_timeout = Duration::from_secs(1);
     let db_timeout = settings.db_timeout;
     let app = Arc::new(spawn_on(scratch, settings).await);
 
