@@ -221,7 +221,7 @@ fn reencrypt_stale(conn: &mut crate::db::DbConnection, ring: &KeyRing) -> AppRes
 }
 
 fn reencrypt_all(conn: &mut crate::db::DbConnection, ring: &KeyRing) -> AppResult<usize> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let rows: Vec<(String, String, String, String)> = auth::table
             .filter(auth::encrypted.eq(1))
             .select((auth::doctype, auth::name, auth::fieldname, auth::password))

@@ -337,7 +337,9 @@ fn exception_module(exc_type: &str) -> String {
 
 fn is_connection_message(m: &str) -> bool {
     let m = m.to_ascii_lowercase();
-    m.contains("server has gone away")
+    // A Galera certification failure or an InnoDB deadlock: the same request can succeed if retried.
+    m.contains("deadlock found")
+        || m.contains("server has gone away")
         || m.contains("lost connection")
         || m.contains("can't connect")
         || m.contains("connection refused")

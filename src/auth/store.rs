@@ -168,7 +168,7 @@ pub fn create_user(conn: &mut DbConnection, u: &NewUser) -> AppResult<()> {
     } else {
         "Website User"
     };
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         diesel::insert_into(user::table)
             .values((
                 user::name.eq(u.email),
@@ -226,7 +226,7 @@ pub fn set_api_key(
     masked: &str,
     now: NaiveDateTime,
 ) -> AppResult<usize> {
-    conn.transaction(|conn| {
+    crate::db::write_transaction(conn, |conn| {
         let n = diesel::update(user::table.filter(user::name.eq(name)))
             .set((
                 user::api_key.eq(Some(api_key)),

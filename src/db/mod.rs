@@ -30,10 +30,20 @@ pub enum Backend {
 }
 
 /// A parsed database URL: the backend and what to hand to its driver.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DatabaseUrl {
     pub backend: Backend,
     target: String,
+}
+
+/// Debug output (and so any panic or log line that prints one) shows no password.
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseUrl")
+            .field("backend", &self.backend)
+            .field("target", &self.redacted())
+            .finish()
+    }
 }
 
 impl DatabaseUrl {
@@ -273,5 +283,44 @@ fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         AppError::database(&e)
+    }
+}
+
+/// A transaction that writes. On SQLite it takes the write lock when it begins
+/// (`BEGIN IMMEDIATE`): a deferred transaction that reads first and then writes fails at once
+/// with "database is locked" when another writer committed in between (busy_timeout does not
+/// apply to that case), whereas an immediate one queues behind the other writer. MariaDB
+/// locks rows as it goes and uses a plain transaction.
+pub fn write_transaction<T>(
+    conn: &mut DbConnection,
+    f: impl FnOnce(&mut DbConnection) -> Result<T, AppError>,
+) -> Result<T, AppError> {
+    use diesel::connection::{AnsiTransactionManager, TransactionManager};
+    let outermost_sqlite = match conn {
+        DbConnection::Sqlite(c) => {
+            let status = AnsiTransactionManager::transaction_manager_status_mut(c);
+            status.transaction_depth()?.is_none()
+        }
+        DbConnection::Mysql(_) => false,
+    };
+    if !outermost_sqlite {
+        return conn.transaction(f);
+    }
+    if let DbConnection::Sqlite(c) = conn {
+        AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?;
+    }
+    let result = f(conn);
+    let DbConnection::Sqlite(c) = conn else {
+        return result;
+    };
+    match result {
+        Ok(v) => {
+            AnsiTransactionManager::commit_transaction(c)?;
+            Ok(v)
+        }
+        Err(e) => {
+            AnsiTransactionManager::rollback_transaction(c)?;
+            Err(e)
+        }
     }
 }

@@ -477,7 +477,7 @@ pub async fn create(
         .run(move |conn| {
             let state = st.get();
             validate_mandatory(&doc)?;
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 before_save(state, conn, &mut doc)?;
                 if store::exists(conn, meta, doc.name())?.is_some() {
                     return Err(duplicate(meta, doc.name()));
@@ -524,7 +524,7 @@ pub async fn update(
         .db
         .run(move |conn| {
             let state = st.get();
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, meta, &name)?;
                 let mut doc = store::load(conn, meta, &name)?
                     .ok_or_else(|| AppError::not_found(meta.doctype(), &name))?;
@@ -619,7 +619,7 @@ pub async fn delete(
     state
         .db
         .run(move |conn| {
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, meta, &name)?;
                 let Some(doc) = store::load(conn, meta, &name)? else {
                     return Err(if bare_404 { AppError::not_found_bare() } else { AppError::not_found(meta.doctype(), &name) });

@@ -159,7 +159,7 @@ pub async fn initiate(
                 return Err(AppError::not_found("User", &target));
             }
             let name = token_cache_name(app.name(), Some(&target));
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &name)?;
                 match store::load(conn, &TOKEN_CACHE, &name)? {
                     Some(mut tc) => {
@@ -299,7 +299,7 @@ pub async fn callback(
         .db
         .run(move |conn| {
             let state = st.get();
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &name2)?;
                 let mut tc = store::load(conn, &TOKEN_CACHE, &name2)?.ok_or_else(invalid_state)?;
                 // A concurrent callback may have used the state while we talked to the provider.
@@ -585,7 +585,7 @@ async fn refresh_now(state: &SharedState, name: &str, caller: &str) -> AppResult
                 .db
                 .run(move |conn| {
                     let state = st.get();
-                    conn.transaction(|conn| {
+                    crate::db::write_transaction(conn, |conn| {
                         store::lock(conn, &TOKEN_CACHE, &n)?;
                         let mut tc = store::load(conn, &TOKEN_CACHE, &n)?
                             .ok_or_else(|| not_connected(&n))?;
@@ -680,7 +680,7 @@ pub async fn backend_app_token(
         .db
         .run(move |conn| {
             let state = st.get();
-            conn.transaction(|conn| {
+            crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &n)?;
                 let mut tc = match store::load(conn, &TOKEN_CACHE, &n)? {
                     Some(tc) => tc,

@@ -67,20 +67,19 @@ impl<'a> RouteTable<'a> {
         }
     }
 
-    fn add<F, Args>(&mut self, method: Option<Method>, path: &str, handler: F) -> &mut Self
+    /// `method` is `None` for any method; `label` is how `route_list` names it.
+    fn add<F, Args>(
+        &mut self,
+        method: Option<Method>,
+        label: &'static str,
+        path: &str,
+        handler: F,
+    ) -> &mut Self
     where
         F: Handler<Args>,
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        let label = match &method {
-            None => "*",
-            Some(m) if *m == Method::GET => "GET",
-            Some(m) if *m == Method::POST => "POST",
-            Some(m) if *m == Method::PUT => "PUT",
-            Some(m) if *m == Method::PATCH => "PATCH",
-            Some(_) => "DELETE",
-        };
         self.list.push((label, path.to_string()));
         if let Some(cfg) = self.cfg.as_deref_mut() {
             let route = match method {
@@ -98,7 +97,7 @@ impl<'a> RouteTable<'a> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(Some(Method::GET), path, handler)
+        self.add(Some(Method::GET), "GET", path, handler)
     }
 
     pub fn post<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
@@ -107,7 +106,7 @@ impl<'a> RouteTable<'a> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(Some(Method::POST), path, handler)
+        self.add(Some(Method::POST), "POST", path, handler)
     }
 
     pub fn put<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
@@ -116,7 +115,7 @@ impl<'a> RouteTable<'a> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(Some(Method::PUT), path, handler)
+        self.add(Some(Method::PUT), "PUT", path, handler)
     }
 
     pub fn patch<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
@@ -125,7 +124,7 @@ impl<'a> RouteTable<'a> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(Some(Method::PATCH), path, handler)
+        self.add(Some(Method::PATCH), "PATCH", path, handler)
     }
 
     pub fn delete<F, Args>(&mut self, path: &str, handler: F) -> &mut Self
@@ -134,7 +133,7 @@ impl<'a> RouteTable<'a> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(Some(Method::DELETE), path, handler)
+        self.add(Some(Method::DELETE), "DELETE", path, handler)
     }
 
     /// Any HTTP method (Frappe's `/api/method` accepts them all).
@@ -144,6 +143,6 @@ impl<'a> RouteTable<'a> {
         Args: FromRequest + 'static,
         F::Output: Responder + 'static,
     {
-        self.add(None, path, handler)
+        self.add(None, "*", path, handler)
     }
 }

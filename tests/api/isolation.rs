@@ -245,7 +245,10 @@ async fn a_plain_user_can_never_read_refresh_revoke_change_or_use_another_users_
         let at = o.stored_secret(USER1, "access_token").unwrap();
         let rt = o.stored_secret(USER1, "refresh_token").unwrap();
         // The walk's paths are right: user1 reads the same document through them.
-        for base in ["/api/resource/Token%20Cache", "/api/v2/document/Token%20Cache"] {
+        for base in [
+            "/api/resource/Token%20Cache",
+            "/api/v2/document/Token%20Cache",
+        ] {
             let (status, v) = o.app.get(&user1, &format!("{base}/{}", enc(&tc))).await;
             assert_eq!(status, 200, "{backend:?} {base}: {v}");
         }
