@@ -2,7 +2,6 @@
 //! optimistic locking, child-table replacement and the DocType hooks.
 
 use chrono::NaiveDateTime;
-use diesel::Connection;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 

@@ -2419,7 +2419,11 @@ mod proptests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+        // PROPTEST_CASES sets a longer run (README, "Fuzzing").
+        #![proptest_config(ProptestConfig {
+            cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(4000),
+            ..ProptestConfig::default()
+        })]
 
         #[test]
         fn arbitrary_input_never_injects(args in raw_args(), token_cache in any::<bool>()) {

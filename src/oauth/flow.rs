@@ -3,7 +3,6 @@
 //! OpenID discovery.
 
 use chrono::NaiveDateTime;
-use diesel::Connection;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
@@ -440,9 +439,9 @@ pub async fn get_access_token(
     let asked = std::time::Instant::now();
     let lock = state.oauth.lock_for(&name);
     let mut last_failure = lock.lock().await;
-    // A refresh that began after this call asked, and failed, answers this call too.
-    if let Some((started, e)) = last_failure.as_ref() {
-        if *started >= asked {
+    // A refresh that failed while this call waited for the lock answers this call too.
+    if let Some((failed_at, e)) = last_failure.as_ref() {
+        if *failed_at >= asked {
             return Err(e.clone());
         }
     }
@@ -467,9 +466,11 @@ pub async fn get_access_token(
             })
             .await?;
         if taken {
-            let started = std::time::Instant::now();
             let result = refresh_now(state, &name, caller).await;
-            *last_failure = result.as_ref().err().map(|e| (started, e.clone()));
+            *last_failure = result
+                .as_ref()
+                .err()
+                .map(|e| (std::time::Instant::now(), e.clone()));
             let (n3, o3) = (name.clone(), owner.clone());
             let _ = state
                 .db

@@ -14,7 +14,7 @@ pub struct OAuthState {
     locks: Mutex<HashMap<String, RefreshLock>>,
 }
 
-/// The lock of one Token Cache; it holds the last failed refresh (when it started, and its
+/// The lock of one Token Cache; it holds the last failed refresh (when it failed, and its
 /// error) so that requests queued behind it share its answer instead of each waiting for
 /// the provider's timeout in turn.
 pub type RefreshLock =

@@ -28,3 +28,4 @@ mod rotation_load;
 mod schemathesis;
 mod secrets_leak;
 mod storage;
+mod two_process_load;

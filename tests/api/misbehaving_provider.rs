@@ -62,7 +62,8 @@ async fn misbehaving_endpoint(how: Misbehaviour) -> String {
             match how {
                 Misbehaviour::Hang => held.push(socket),
                 Misbehaviour::Reset => {
-                    // Linger 0: close() sends RST instead of FIN.
+                    // Linger 0: close() sends RST instead of FIN (and does not block).
+                    #[expect(deprecated, reason = "a zero linger never blocks the thread")]
                     let _ = socket.set_linger(Some(Duration::ZERO));
                     drop(socket);
                 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use connected_apps::secrets::KeyRing;
 use secrecy::ExposeSecret;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::cli::{command_on, encrypted_auth_rows, read_json, run_ok};
 use crate::helpers::*;
@@ -15,9 +15,6 @@ use crate::rest::full_app;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rotate_key_while_requests_run_loses_nothing_and_every_secret_decrypts_afterwards() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter("error")
-        .try_init(); // DEBUG-TMP
     for backend in BACKENDS {
         // Every request checks its API key against the database: each one decrypts a secret.
         let app = Arc::new(spawn_app_with(backend, |s| s.api_key_cache_ttl = Duration::ZERO).await);
