@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// Every setting of the service. Tests build one with `Settings::default()` and change fields.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     /// `mysql://user:pass@host:port/db` or `sqlite://path` (a plain path is SQLite too).
     pub database_url: String,
@@ -225,5 +225,22 @@ impl Settings {
             Some((host, _)) => format!("{host}:{port}"),
             None => format!("{}:{port}", self.bind),
         }
+    }
+}
+
+impl std::fmt::Debug for Settings {
+    /// Everything but the secrets: the database password and the Administrator password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("database_url", &crate::db::redact_url(&self.database_url))
+            .field("site_config", &self.site_config)
+            .field("public_url", &self.public_url)
+            .field("bind", &self.bind)
+            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
+            .field("time_zone", &self.time_zone)
+            .field("workers", &self.workers)
+            .field("db_pool_size", &self.db_pool_size)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
     }
 }
