@@ -236,7 +236,10 @@ impl std::fmt::Debug for Settings {
             .field("site_config", &self.site_config)
             .field("public_url", &self.public_url)
             .field("bind", &self.bind)
-            .field("admin_password", &self.admin_password.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
             .field("time_zone", &self.time_zone)
             .field("workers", &self.workers)
             .field("db_pool_size", &self.db_pool_size)

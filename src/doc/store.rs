@@ -59,32 +59,104 @@ fn query(sql: String) -> Query<'static> {
 
 /// Loads one document with its child tables; names match case-insensitively.
 pub fn load(conn: &mut DbConnection, meta: &'static DocMeta, name: &str) -> AppResult<Option<Doc>> {
-    super::typed::load(conn, meta, name)
+    match conn {
+        // On a server every statement is a round trip: the parent and its child tables come
+        // back from one UNION.
+        DbConnection::Mysql(_) => load_generic(conn, meta, name),
+        // In-process SQLite has no round trips; its typed, prepared queries are cheaper.
+        DbConnection::Sqlite(_) => super::typed::load(conn, meta, name),
+    }
 }
 
-/// The same through generic SQL (one UNION for the child tables); kept for DocTypes without a
-/// typed loader and as the reference the typed one is tested against.
+/// One statement for a document and all its child rows: a UNION ALL whose first column says
+/// which table a row comes from (`p` for the parent, then the child table's position).
 pub fn load_generic(
     conn: &mut DbConnection,
     meta: &'static DocMeta,
     name: &str,
 ) -> AppResult<Option<Doc>> {
-    let sql = format!(
-        "SELECT {} FROM `{}` t WHERE t.`name` = ?",
-        select_list(backend(conn), meta.parent, "t"),
-        meta.parent.table
-    );
-    let rows: Vec<DynRow> = query(sql).bind::<Text, _>(name.to_string()).load(conn)?;
-    let Some(r) = rows.into_iter().next() else {
+    let b = backend(conn);
+    let mut tables: Vec<&'static TableMeta> = Vec::new();
+    for c in meta.children {
+        if !tables.iter().any(|t| std::ptr::eq(*t, c.table)) {
+            tables.push(c.table);
+        }
+    }
+    let width = tables
+        .iter()
+        .map(|t| t.columns.len())
+        .chain([meta.parent.columns.len()])
+        .max()
+        .unwrap_or(0);
+    let branch = |tag: &str, table: &TableMeta, filter: &str| {
+        let mut cols: Vec<String> = vec![format!("'{tag}' AS c0")];
+        for (i, c) in table.columns.iter().enumerate() {
+            cols.push(format!(
+                "CAST(`{}` AS {}) AS {}",
+                c.name,
+                cast_ty(b),
+                ALIASES[i + 1]
+            ));
+        }
+        for i in table.columns.len()..width {
+            cols.push(format!("NULL AS {}", ALIASES[i + 1]));
+        }
+        format!(
+            "SELECT {} FROM `{}` WHERE {filter}",
+            cols.join(", "),
+            table.table
+        )
+    };
+    let mut parts = vec![branch("p", meta.parent, "`name` = ?")];
+    let mut binds = vec![SqlValue::Text(name.to_string())];
+    for (ti, table) in tables.iter().enumerate() {
+        parts.push(branch(
+            &ti.to_string(),
+            table,
+            "`parent` = ? AND `parenttype` = ?",
+        ));
+        binds.push(SqlValue::Text(name.to_string()));
+        binds.push(SqlValue::Text(meta.doctype().to_string()));
+    }
+    let rows: Vec<DynRow> = bind_all(query(parts.join(" UNION ALL ")), binds).load(conn)?;
+    let Some(parent) = rows
+        .iter()
+        .find(|r| r.0.first().and_then(|v| v.as_deref()) == Some("p"))
+    else {
         return Ok(None);
     };
-    let row = Row::from_text(meta.parent, &r.0);
     let mut doc = Doc {
         meta,
         children: meta.children.iter().map(|_| Vec::new()).collect(),
-        row,
+        row: Row::from_text(meta.parent, &parent.0[1..]),
     };
-    load_children(conn, &mut doc)?;
+    for r in &rows {
+        let Some(ti) =
+            r.0.first()
+                .and_then(|v| v.as_deref())
+                .and_then(|s| s.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        let Some(table) = tables.get(ti) else {
+            continue;
+        };
+        let row = Row::from_text(table, &r.0[1..]);
+        let field = row.get_str("parentfield").unwrap_or_default().to_string();
+        if let Some(i) = meta
+            .children
+            .iter()
+            .position(|c| c.fieldname == field && std::ptr::eq(c.table, *table))
+        {
+            doc.children[i].push(ChildRow {
+                row,
+                unsaved: false,
+            });
+        }
+    }
+    for rows in &mut doc.children {
+        rows.sort_by_key(|c| c.row.idx);
+    }
     Ok(Some(doc))
 }
 
@@ -110,80 +182,6 @@ fn cast_ty(b: Backend) -> &'static str {
         Backend::Mysql => "CHAR",
         Backend::Sqlite => "TEXT",
     }
-}
-
-/// All child rows of a document in one round trip (a UNION over its child tables).
-fn load_children(conn: &mut DbConnection, doc: &mut Doc) -> AppResult<()> {
-    let meta = doc.meta;
-    if meta.children.is_empty() {
-        return Ok(());
-    }
-    let b = backend(conn);
-    let width = meta
-        .children
-        .iter()
-        .map(|c| c.table.columns.len())
-        .max()
-        .unwrap_or(0);
-    let mut parts = Vec::new();
-    let mut binds = Vec::new();
-    // One SELECT per distinct child table (two child fields may share a table).
-    let mut tables: Vec<&TableMeta> = Vec::new();
-    for c in meta.children {
-        if !tables.iter().any(|t| std::ptr::eq(*t, c.table)) {
-            tables.push(c.table);
-        }
-    }
-    for (ti, table) in tables.iter().enumerate() {
-        let mut cols: Vec<String> = vec![format!("'{ti}' AS c0")];
-        for (i, c) in table.columns.iter().enumerate() {
-            cols.push(format!(
-                "CAST(`{}` AS {}) AS {}",
-                c.name,
-                cast_ty(b),
-                ALIASES[i + 1]
-            ));
-        }
-        for i in table.columns.len()..width {
-            cols.push(format!("NULL AS {}", ALIASES[i + 1]));
-        }
-        parts.push(format!(
-            "SELECT {} FROM `{}` WHERE `parent` = ? AND `parenttype` = ?",
-            cols.join(", "),
-            table.table
-        ));
-        binds.push(SqlValue::Text(doc.row.name.clone()));
-        binds.push(SqlValue::Text(meta.doctype().to_string()));
-    }
-    let sql = parts.join(" UNION ALL ");
-    let rows: Vec<DynRow> = bind_all(query(sql), binds).load(conn)?;
-    for r in rows {
-        let Some(Some(ti)) =
-            r.0.first()
-                .map(|v| v.as_deref().and_then(|s| s.parse::<usize>().ok()))
-        else {
-            continue;
-        };
-        let Some(table) = tables.get(ti) else {
-            continue;
-        };
-        let row = Row::from_text(table, &r.0[1..]);
-        let field = row.get_str("parentfield").unwrap_or_default().to_string();
-        if let Some(i) = meta
-            .children
-            .iter()
-            .position(|c| c.fieldname == field && std::ptr::eq(c.table, *table))
-        {
-            doc.children[i].push(ChildRow {
-                row,
-                unsaved: false,
-            });
-        }
-    }
-    for rows in &mut doc.children {
-        rows.sort_by_key(|c| c.row.idx);
-    }
-    Ok(())
 }
 
 /// The bound value of a row's column for writing.

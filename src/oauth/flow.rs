@@ -418,22 +418,26 @@ pub async fn get_access_token(
     user: Option<&str>,
     caller: &str,
 ) -> AppResult<Value> {
-    let name = {
-        let app_name = app_name.to_string();
-        let app = state
-            .db
-            .run(move |conn| {
-                store::exists(conn, &CONNECTED_APP, &app_name)?
-                    .ok_or_else(|| AppError::not_found("Connected App", &app_name))
-            })
-            .await?;
-        token_cache_name(&app, user)
-    };
+    // The Token Cache name is looked up directly (names match case-insensitively); the app
+    // itself is only looked up when there is no connection, to tell 404 from "not connected".
+    let name = token_cache_name(app_name, user);
     let margin = state.settings.refresh_margin.as_secs() as i64;
     let asked_at = state.clock.now();
     // Fast path: a fresh token needs no lock.
-    if let Some(v) = read_fresh(state, &name, margin, None).await? {
-        return Ok(v);
+    match read_fresh(state, &name, margin, None).await {
+        Ok(Some(v)) => return Ok(v),
+        Ok(None) => {}
+        Err(e) => {
+            let app_name = app_name.to_string();
+            state
+                .db
+                .run(move |conn| {
+                    store::exists(conn, &CONNECTED_APP, &app_name)?
+                        .ok_or_else(|| AppError::not_found("Connected App", &app_name))
+                })
+                .await?;
+            return Err(e);
+        }
     }
     // One refresh per process at a time for this connection…
     let asked = std::time::Instant::now();
@@ -624,10 +628,10 @@ pub async fn has_token(state: &SharedState, app_name: &str, user: &str) -> AppRe
     state
         .db
         .run(move |conn| {
-            let app = store::exists(conn, &CONNECTED_APP, &app_name)?
-                .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
-            let name = token_cache_name(&app, Some(&user));
+            let name = token_cache_name(&app_name, Some(&user));
             if store::exists(conn, &TOKEN_CACHE, &name)?.is_none() {
+                store::exists(conn, &CONNECTED_APP, &app_name)?
+                    .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
                 return Ok(false);
             }
             if oauth_store::token_state(conn, &name)?.is_some_and(|t| t.needs_reconnect != 0) {
