@@ -98,6 +98,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
         http,
         api_keys: Default::default(),
         oauth: Default::default(),
+        docs: Default::default(),
     })
 }
 

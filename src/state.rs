@@ -26,6 +26,7 @@ pub struct AppState {
     pub http: reqwest::Client,
     pub api_keys: ApiKeyCache,
     pub oauth: crate::oauth::OAuthState,
+    pub docs: crate::doc::cache::DocCache,
     pub metrics: crate::metrics::Metrics,
 }
 

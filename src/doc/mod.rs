@@ -1,6 +1,7 @@
 //! Documents of the served DocTypes: their in-memory shape, Frappe's JSON rendering (key
 //! order, nulls left out, masked secrets) and the storage in `store`.
 
+pub mod cache;
 pub mod list;
 pub mod row;
 pub mod service;

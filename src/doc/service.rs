@@ -135,11 +135,25 @@ pub async fn get(
         return Err(no_doctype_access(user, meta, true));
     }
     let name = name.to_string();
+    let st = StatePtr::new(state);
     let doc = state
         .db
         .run(move |conn| {
-            store::load(conn, meta, &name)?
-                .ok_or_else(|| AppError::not_found(meta.doctype(), &name))
+            let cache = &st.get().docs;
+            // One indexed lookup of `modified` decides whether the cached copy is current.
+            if let Some(found) = super::typed::modified_of(conn, meta, &name)? {
+                let Some((stored, modified)) = found else {
+                    cache.forget(meta.doctype(), &name);
+                    return Err(AppError::not_found(meta.doctype(), &name));
+                };
+                if let Some(doc) = cache.get(meta.doctype(), &stored, modified) {
+                    return Ok(Doc::clone(&doc));
+                }
+            }
+            let doc = store::load(conn, meta, &name)?
+                .ok_or_else(|| AppError::not_found(meta.doctype(), &name))?;
+            cache.put(&doc);
+            Ok(doc)
         })
         .await?;
     if !can(user, meta, Perm::Read, doc.row.owner.as_deref()) {

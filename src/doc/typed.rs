@@ -322,3 +322,28 @@ pub fn exists(
     };
     Ok(Some(found))
 }
+
+/// The stored name and `modified` of a document, in one indexed lookup; the outer `None`
+/// means "no typed query for this DocType".
+pub fn modified_of(
+    conn: &mut DbConnection,
+    meta: &DocMeta,
+    name: &str,
+) -> AppResult<Option<Option<(String, Option<NaiveDateTime>)>>> {
+    let found = if std::ptr::eq(meta, &CONNECTED_APP) {
+        ca::table
+            .filter(ca::name.eq(name))
+            .select((ca::name, ca::modified))
+            .first(conn)
+            .optional()?
+    } else if std::ptr::eq(meta, &TOKEN_CACHE) {
+        tc::table
+            .filter(tc::name.eq(name))
+            .select((tc::name, tc::modified))
+            .first(conn)
+            .optional()?
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(found))
+}
