@@ -12,9 +12,12 @@ use super::Doc;
 
 const MAX_ENTRIES: usize = 20_000;
 
+/// `(doctype, lower-case name)` → the `modified` it was read at, and the document.
+type Entries = HashMap<(&'static str, String), (Option<NaiveDateTime>, Arc<Doc>)>;
+
 #[derive(Debug, Default)]
 pub struct DocCache {
-    entries: Mutex<HashMap<(&'static str, String), (Option<NaiveDateTime>, Arc<Doc>)>>,
+    entries: Mutex<Entries>,
 }
 
 fn key(doctype: &'static str, name: &str) -> (&'static str, String) {

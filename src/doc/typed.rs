@@ -323,13 +323,16 @@ pub fn exists(
     Ok(Some(found))
 }
 
+/// A document's stored name and its `modified`.
+pub type NameAndModified = (String, Option<NaiveDateTime>);
+
 /// The stored name and `modified` of a document, in one indexed lookup; the outer `None`
 /// means "no typed query for this DocType".
 pub fn modified_of(
     conn: &mut DbConnection,
     meta: &DocMeta,
     name: &str,
-) -> AppResult<Option<Option<(String, Option<NaiveDateTime>)>>> {
+) -> AppResult<Option<Option<NameAndModified>>> {
     let found = if std::ptr::eq(meta, &CONNECTED_APP) {
         ca::table
             .filter(ca::name.eq(name))
