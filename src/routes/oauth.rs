@@ -120,22 +120,32 @@ pub async fn run_doc_method(_name: &str, call: Call) -> Result<HttpResponse, App
     Ok(HttpResponse::Ok().json(json!({ "docs": docs, key: v })))
 }
 
+/// The user a token method acts for: the caller, or the one named in `param`, which only a
+/// System Manager may name.
+fn target_user(call: &Call, param: &str, what: &str) -> Result<String, AppError> {
+    match call.args.str(param).filter(|u| !u.is_empty()) {
+        Some(u) if !u.eq_ignore_ascii_case(&call.user.name) && !call.user.is_system_manager() => {
+            Err(AppError::permission(
+                vec![ServerMessage::raised(format!(
+                    "Only a System Manager can {what}."
+                ))],
+                None,
+            ))
+        }
+        Some(u) => Ok(u),
+        None => Ok(call.user.name.clone()),
+    }
+}
+
 /// `has_token(connected_app, connected_user=None)`.
 pub async fn has_token(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     let app = call.args.require_str("connected_app", "has_token")?;
-    let user = match call.args.str("connected_user").filter(|u| !u.is_empty()) {
-        Some(u) if !u.eq_ignore_ascii_case(&call.user.name) && !call.user.is_system_manager() => {
-            return Err(AppError::permission(
-                vec![ServerMessage::raised(
-                    "Only a System Manager can ask about another user's connection.",
-                )],
-                None,
-            ));
-        }
-        Some(u) => u,
-        None => call.user.name.clone(),
-    };
+    let user = target_user(
+        &call,
+        "connected_user",
+        "ask about another user's connection",
+    )?;
     let v = flow::has_token(&call.state, &app, &user).await?;
     Ok(call.reply(json!(v)))
 }
@@ -144,18 +154,7 @@ pub async fn has_token(name: &str, call: Call) -> Result<HttpResponse, AppError>
 pub async fn get_access_token(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     let app = call.args.require_str("connected_app", "get_access_token")?;
-    let user = match call.args.str("user").filter(|u| !u.is_empty()) {
-        Some(u) if !u.eq_ignore_ascii_case(&call.user.name) && !call.user.is_system_manager() => {
-            return Err(AppError::permission(
-                vec![ServerMessage::raised(
-                    "Only a System Manager can use another user's connection.",
-                )],
-                None,
-            ));
-        }
-        Some(u) => u,
-        None => call.user.name.clone(),
-    };
+    let user = target_user(&call, "user", "use another user's connection")?;
     let v = flow::get_access_token(&call.state, &app, Some(&user), &call.user.name).await?;
     Ok(call.reply(v))
 }
@@ -166,18 +165,7 @@ pub async fn get_access_token(name: &str, call: Call) -> Result<HttpResponse, Ap
 pub async fn get_auth_header(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     let app = call.args.require_str("connected_app", "get_auth_header")?;
-    let user = match call.args.str("user").filter(|u| !u.is_empty()) {
-        Some(u) if !u.eq_ignore_ascii_case(&call.user.name) && !call.user.is_system_manager() => {
-            return Err(AppError::permission(
-                vec![ServerMessage::raised(
-                    "Only a System Manager can use another user's connection.",
-                )],
-                None,
-            ));
-        }
-        Some(u) => u,
-        None => call.user.name.clone(),
-    };
+    let user = target_user(&call, "user", "use another user's connection")?;
     let v = flow::get_access_token(&call.state, &app, Some(&user), &call.user.name).await?;
     let token_type = v["token_type"].as_str().unwrap_or("Bearer");
     let token = v["access_token"].as_str().unwrap_or_default();
