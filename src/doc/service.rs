@@ -497,6 +497,9 @@ pub async fn create(
                 }
                 apply_secrets(state, conn, &mut doc, &changes)?;
                 store::insert(conn, &doc)?;
+                if std::ptr::eq(meta, &TOKEN_CACHE) {
+                    pin_token_lifetime(conn, doc.name(), &body, None, now)?;
+                }
                 let _ = &user_name;
                 Ok(doc)
             })
@@ -593,7 +596,11 @@ pub fn save_changes(
     now: NaiveDateTime,
 ) -> AppResult<()> {
     let meta = doc.meta;
+    let previous_modified = doc.row.modified;
     apply_fields(meta, &mut doc.row, body)?;
+    if std::ptr::eq(meta, &TOKEN_CACHE) {
+        pin_token_lifetime(conn, doc.name(), body, previous_modified, now)?;
+    }
     doc.row.modified = Some(now);
     doc.row.modified_by = Some(user.to_string());
     let mut replaced = Vec::new();
@@ -613,6 +620,29 @@ pub fn save_changes(
     apply_secrets(state, conn, doc, changes)?;
     store::update(conn, doc, &replaced)?;
     Ok(())
+}
+
+/// A Token Cache's lifetime counts from when its tokens were received, never from `modified`:
+/// a save that sets `access_token` or `expires_in` starts it now; any other save of a row that
+/// has no received time yet (written by Frappe) pins it to the `modified` it had until now.
+fn pin_token_lifetime(
+    conn: &mut DbConnection,
+    name: &str,
+    body: &Map<String, Value>,
+    previous_modified: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> AppResult<()> {
+    use crate::oauth::store as oauth_store;
+    let sets_token = body.contains_key("access_token") || body.contains_key("expires_in");
+    let mut ts = oauth_store::token_state(conn, name)?.unwrap_or_default();
+    let received = match (sets_token, ts.received_at) {
+        (true, _) => Some(now),
+        (false, Some(_)) => return Ok(()),
+        (false, None) => previous_modified,
+    };
+    ts.token_cache = name.to_string();
+    ts.received_at = received;
+    oauth_store::save_token_state(conn, &ts)
 }
 
 /// Deletes a document; Connected Apps that Token Caches link to cannot be deleted.

@@ -6,7 +6,7 @@ use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 
 use super::row::{DynRow, ALIASES};
-use super::{ChildRow, Doc, Row};
+use super::{Doc, Row};
 use crate::db::{Backend, DbConnection, MultiBackend};
 use crate::error::{AppError, AppResult};
 use crate::frappe::list_query::{ListQuery, SqlValue};
@@ -59,102 +59,9 @@ fn query(sql: String) -> Query<'static> {
 
 /// Loads one document with its child tables; names match case-insensitively.
 pub fn load(conn: &mut DbConnection, meta: &'static DocMeta, name: &str) -> AppResult<Option<Doc>> {
-    // Typed, prepared queries (one per table). Measured against `load_generic`'s single UNION
-    // (bench/run): the service, not the database, is the bottleneck, and decoding typed columns
-    // is cheaper than a UNION's padded text columns.
+    // Typed, prepared queries (one per table). A single UNION of padded text columns was
+    // measured slower with bench/run: the service, not the database, is the bottleneck.
     super::typed::load(conn, meta, name)
-}
-
-/// One statement for a document and all its child rows: a UNION ALL whose first column says
-/// which table a row comes from (`p` for the parent, then the child table's position).
-pub fn load_generic(
-    conn: &mut DbConnection,
-    meta: &'static DocMeta,
-    name: &str,
-) -> AppResult<Option<Doc>> {
-    let b = backend(conn);
-    let mut tables: Vec<&'static TableMeta> = Vec::new();
-    for c in meta.children {
-        if !tables.iter().any(|t| std::ptr::eq(*t, c.table)) {
-            tables.push(c.table);
-        }
-    }
-    let width = tables
-        .iter()
-        .map(|t| t.columns.len())
-        .chain([meta.parent.columns.len()])
-        .max()
-        .unwrap_or(0);
-    let branch = |tag: &str, table: &TableMeta, filter: &str| {
-        let mut cols: Vec<String> = vec![format!("'{tag}' AS c0")];
-        for (i, c) in table.columns.iter().enumerate() {
-            cols.push(format!(
-                "CAST(`{}` AS {}) AS {}",
-                c.name,
-                cast_ty(b),
-                ALIASES[i + 1]
-            ));
-        }
-        for i in table.columns.len()..width {
-            cols.push(format!("NULL AS {}", ALIASES[i + 1]));
-        }
-        format!(
-            "SELECT {} FROM `{}` WHERE {filter}",
-            cols.join(", "),
-            table.table
-        )
-    };
-    let mut parts = vec![branch("p", meta.parent, "`name` = ?")];
-    let mut binds = vec![SqlValue::Text(name.to_string())];
-    for (ti, table) in tables.iter().enumerate() {
-        parts.push(branch(
-            &ti.to_string(),
-            table,
-            "`parent` = ? AND `parenttype` = ?",
-        ));
-        binds.push(SqlValue::Text(name.to_string()));
-        binds.push(SqlValue::Text(meta.doctype().to_string()));
-    }
-    let rows: Vec<DynRow> = bind_all(query(parts.join(" UNION ALL ")), binds).load(conn)?;
-    let Some(parent) = rows
-        .iter()
-        .find(|r| r.0.first().and_then(|v| v.as_deref()) == Some("p"))
-    else {
-        return Ok(None);
-    };
-    let mut doc = Doc {
-        meta,
-        children: meta.children.iter().map(|_| Vec::new()).collect(),
-        row: Row::from_text(meta.parent, &parent.0[1..]),
-    };
-    for r in &rows {
-        let Some(ti) =
-            r.0.first()
-                .and_then(|v| v.as_deref())
-                .and_then(|s| s.parse::<usize>().ok())
-        else {
-            continue;
-        };
-        let Some(table) = tables.get(ti) else {
-            continue;
-        };
-        let row = Row::from_text(table, &r.0[1..]);
-        let field = row.get_str("parentfield").unwrap_or_default().to_string();
-        if let Some(i) = meta
-            .children
-            .iter()
-            .position(|c| c.fieldname == field && std::ptr::eq(c.table, *table))
-        {
-            doc.children[i].push(ChildRow {
-                row,
-                unsaved: false,
-            });
-        }
-    }
-    for rows in &mut doc.children {
-        rows.sort_by_key(|c| c.row.idx);
-    }
-    Ok(Some(doc))
 }
 
 /// Whether a document exists (case-insensitive), returning its stored name.

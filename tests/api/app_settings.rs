@@ -79,3 +79,52 @@ async fn get_auth_header_needs_a_connection() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn editing_other_fields_of_a_token_cache_never_extends_its_lifetime() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let doc = app
+            .create_app(json!({"provider_name": "P", "client_id": "c"}))
+            .await;
+        let name = doc["name"].as_str().unwrap();
+        let (status, body) = app
+            .post(
+                &app.admin,
+                "/api/resource/Token%20Cache",
+                &json!({
+                    "connected_app": name, "user": "Administrator", "access_token": "at-1",
+                    "token_type": "Bearer", "expires_in": 3600,
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let token = format!("/api/method/connected_apps.get_access_token?connected_app={name}");
+        let (_, before) = app.get(&app.admin, &token).await;
+        let left_before = before["message"]["expires_in"].as_i64().unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+        let path = format!("/api/resource/Token%20Cache/{name}-Administrator");
+        let (status, _) = app
+            .put(&app.admin, &path, &json!({"success_uri": "/elsewhere"}))
+            .await;
+        assert_eq!(status, 200);
+        let (_, after) = app.get(&app.admin, &token).await;
+        let left_after = after["message"]["expires_in"].as_i64().unwrap();
+        assert!(
+            left_after <= left_before - 2,
+            "{backend:?}: {left_before} -> {left_after}"
+        );
+        // Setting the token itself starts a new lifetime.
+        let (status, _) = app
+            .put(
+                &app.admin,
+                &path,
+                &json!({"access_token": "at-2", "expires_in": 3600}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (_, renewed) = app.get(&app.admin, &token).await;
+        assert_eq!(renewed["message"]["access_token"], "at-2");
+        assert!(renewed["message"]["expires_in"].as_i64().unwrap() >= 3598);
+    }
+}
