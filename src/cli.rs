@@ -52,6 +52,9 @@ pub struct GlobalOptions {
     /// Database connections per instance [default: 16]
     #[arg(long, global = true, env = "CONNECTED_APPS_DB_POOL_SIZE")]
     pub db_pool_size: Option<u32>,
+    /// Run short reads on the request's worker thread when a pooled connection is idle [default: true]
+    #[arg(long, global = true, env = "CONNECTED_APPS_INLINE_READS")]
+    pub inline_reads: Option<bool>,
     /// Seconds to wait for a database connection [default: 3]
     #[arg(long, global = true, env = "CONNECTED_APPS_DB_TIMEOUT_SECS")]
     pub db_timeout_secs: Option<u64>,
@@ -169,6 +172,7 @@ impl GlobalOptions {
             body_limit: self.body_limit,
             db_pool_size: self.db_pool_size,
             db_timeout_secs: self.db_timeout_secs,
+            inline_reads: self.inline_reads,
             http_connect_timeout_secs: self.http_connect_timeout_secs,
             http_timeout_secs: self.http_timeout_secs,
             http_max_response: self.http_max_response,

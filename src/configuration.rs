@@ -29,6 +29,9 @@ pub struct Settings {
     pub workers: usize,
     pub db_pool_size: u32,
     pub db_timeout: Duration,
+    /// Run short reads on the request's own worker thread when a pooled connection is idle,
+    /// instead of handing them to the blocking pool (see `Db::read`).
+    pub inline_reads: bool,
     /// Largest accepted request body.
     pub body_limit: usize,
     /// Outbound HTTP (OAuth providers).
@@ -68,6 +71,7 @@ impl Default for Settings {
                 .unwrap_or(2),
             db_pool_size: 16,
             db_timeout: Duration::from_secs(3),
+            inline_reads: true,
             body_limit: 1024 * 1024,
             http_connect_timeout: Duration::from_secs(5),
             http_timeout: Duration::from_secs(15),
@@ -98,6 +102,7 @@ pub struct FileSettings {
     pub workers: Option<usize>,
     pub db_pool_size: Option<u32>,
     pub db_timeout_secs: Option<u64>,
+    pub inline_reads: Option<bool>,
     pub body_limit: Option<usize>,
     pub http_connect_timeout_secs: Option<u64>,
     pub http_timeout_secs: Option<u64>,
@@ -144,6 +149,7 @@ impl Settings {
             log_filter,
             workers,
             db_pool_size,
+            inline_reads,
             body_limit,
             http_max_response,
             login_max_failures
@@ -243,6 +249,7 @@ impl std::fmt::Debug for Settings {
             .field("time_zone", &self.time_zone)
             .field("workers", &self.workers)
             .field("db_pool_size", &self.db_pool_size)
+            .field("inline_reads", &self.inline_reads)
             .field("body_limit", &self.body_limit)
             .finish_non_exhaustive()
     }

@@ -52,7 +52,8 @@ impl Application {
 /// Opens the database (migrating it when asked), loads keys and builds the shared state.
 pub async fn build_state(settings: Settings) -> Result<AppState, String> {
     let url = DatabaseUrl::parse(&settings.database_url)?;
-    let db = Db::connect(&url, settings.db_pool_size, settings.db_timeout)?;
+    let db = Db::connect(&url, settings.db_pool_size, settings.db_timeout)?
+        .with_inline_reads(settings.inline_reads);
     if settings.auto_migrate {
         let db2 = db.clone();
         actix_web::rt::task::spawn_blocking(move || db2.migrate())

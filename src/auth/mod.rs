@@ -193,7 +193,7 @@ async fn authenticate_api_key(
     let lookup_key = key.clone();
     let found = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let Some((name, enabled, enc)) = store::user_by_api_key(conn, &lookup_key)? else {
                 return Ok(None);
             };
@@ -237,9 +237,9 @@ pub async fn authenticate_session(
     let clock = state.clock;
     let ttl = state.settings.session_ttl;
     let sid2 = sid.clone();
-    state
+    let found = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let Some(s) = store::find_session(conn, &sid2)? else {
                 return Ok(None);
             };
@@ -258,16 +258,27 @@ pub async fn authenticate_session(
                 return Ok(None);
             }
             // Frappe refreshes lastupdate at most every few minutes; so do we.
-            if age > 300 {
-                store::touch_session(conn, &sid2, now)?;
-            }
+            let touch = (age > 300).then_some(now);
             let roles = store::roles_of(conn, &u.name)?;
-            Ok(Some(CurrentUser {
-                name: u.name,
-                roles,
-                method: AuthMethod::Session,
-                sid: Some(sid2),
-            }))
+            Ok(Some((
+                CurrentUser {
+                    name: u.name,
+                    roles,
+                    method: AuthMethod::Session,
+                    sid: Some(sid2),
+                },
+                touch,
+            )))
         })
-        .await
+        .await?;
+    let Some((user, touch)) = found else {
+        return Ok(None);
+    };
+    if let Some(now) = touch {
+        state
+            .db
+            .run(move |conn| store::touch_session(conn, &sid, now))
+            .await?;
+    }
+    Ok(Some(user))
 }

@@ -1,13 +1,17 @@
 //! Running list queries for a user: permission, the query, and Frappe's list shapes.
 
+use serde::ser::{SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::row::DynRow;
 use super::service::{has_doctype_access, list_owner_filter, no_doctype_access};
 use super::store;
 use crate::auth::CurrentUser;
 use crate::error::{AppError, AppResult};
 use crate::frappe::list_query::{self, ListQuery, ListQueryError, RawListArgs, Select};
-use crate::frappe::meta::DocMeta;
+use crate::frappe::meta::{Column, ColumnKind, DocMeta};
+use crate::frappe::time;
 use crate::state::AppState;
 
 /// Parses list arguments, turning parser errors into Frappe's 417s.
@@ -32,7 +36,7 @@ pub async fn get_list(
     user: &CurrentUser,
     meta: &'static DocMeta,
     args: &Map<String, Value>,
-) -> AppResult<Value> {
+) -> AppResult<ListRows> {
     if !has_doctype_access(user) {
         return Err(no_doctype_access(user, meta, false));
     }
@@ -42,15 +46,31 @@ pub async fn get_list(
         let alias = alias.clone();
         let n = state
             .db
-            .run(move |conn| store::count(conn, meta, &q, owner.as_deref()))
+            .read(move |conn| store::count(conn, meta, &q, owner.as_deref()))
             .await?;
         let mut m = Map::new();
         m.insert(alias, Value::from(n));
-        return Ok(Value::Array(vec![Value::Object(m)]));
+        return Ok(ListRows::Built(vec![Value::Object(m)]));
+    }
+    if let Some(columns) = plain_columns(meta, &q.select) {
+        let as_dict = q.as_dict;
+        let rows = state
+            .db
+            .read(move |conn| {
+                let wanted: Vec<&Column> = columns.iter().map(|c| c.column).collect();
+                let rows = store::list_text(conn, meta, &q, owner.as_deref(), &wanted)?;
+                Ok(ListRows::Plain {
+                    columns,
+                    rows,
+                    as_dict,
+                })
+            })
+            .await?;
+        return Ok(rows);
     }
     state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let rows = store::list(conn, meta, &q, owner.as_deref())?;
             let columns: Vec<(
                 Option<&'static crate::frappe::meta::TableMeta>,
@@ -129,9 +149,144 @@ pub async fn get_list(
                     }
                 }
             }
-            Ok(Value::Array(out))
+            Ok(ListRows::Built(out))
         })
         .await
+}
+
+/// A page of list rows, serialised straight from the database's text where no child table
+/// is involved (the common case, and the one that must be fast).
+pub enum ListRows {
+    Built(Vec<Value>),
+    Plain {
+        columns: Vec<PlainColumn>,
+        rows: Vec<DynRow>,
+        as_dict: bool,
+    },
+}
+
+/// An output column of a plain list: the parent column and its key.
+pub struct PlainColumn {
+    column: &'static Column,
+    alias: String,
+}
+
+/// The output columns when every selected field is on the parent table.
+fn plain_columns(meta: &'static DocMeta, select: &Select) -> Option<Vec<PlainColumn>> {
+    let plain = |column: &'static Column, alias: &str| PlainColumn {
+        column,
+        alias: alias.to_string(),
+    };
+    match select {
+        Select::Names => Some(vec![plain(meta.parent.column("name")?, "name")]),
+        Select::Star => Some(
+            list_query::star_columns(meta)
+                .into_iter()
+                .map(|c| plain(c, c.name))
+                .collect(),
+        ),
+        Select::Fields(f) => f
+            .iter()
+            .map(|f| match f.table {
+                None => Some(plain(f.column, &f.alias)),
+                Some(_) => None,
+            })
+            .collect(),
+        Select::Count { .. } => None,
+    }
+}
+
+impl ListRows {
+    pub fn into_value(self) -> Value {
+        match self {
+            ListRows::Built(v) => Value::Array(v),
+            plain => serde_json::to_value(&plain).unwrap_or(Value::Null),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            ListRows::Built(v) => v.len(),
+            ListRows::Plain { rows, .. } => rows.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl Serialize for ListRows {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (columns, rows, as_dict) = match self {
+            ListRows::Built(v) => return v.serialize(s),
+            ListRows::Plain {
+                columns,
+                rows,
+                as_dict,
+            } => (columns, rows, *as_dict),
+        };
+        let mut seq = s.serialize_seq(Some(rows.len()))?;
+        for row in rows {
+            if as_dict {
+                seq.serialize_element(&DictRow(columns, row))?;
+            } else {
+                seq.serialize_element(&ListRow(columns, row))?;
+            }
+        }
+        seq.end()
+    }
+}
+
+struct DictRow<'a>(&'a [PlainColumn], &'a DynRow);
+struct ListRow<'a>(&'a [PlainColumn], &'a DynRow);
+
+impl Serialize for DictRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (c, v) in self.0.iter().zip(&self.1 .0) {
+            map.serialize_entry(&c.alias, &Cell(c.column, v.as_deref()))?;
+        }
+        map.end()
+    }
+}
+
+impl Serialize for ListRow<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for (c, v) in self.0.iter().zip(&self.1 .0) {
+            seq.serialize_element(&Cell(c.column, v.as_deref()))?;
+        }
+        seq.end()
+    }
+}
+
+/// One value as `Row::from_text` then `Row::value` would render it.
+struct Cell<'a>(&'static Column, Option<&'a str>);
+
+impl Serialize for Cell<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let Cell(column, text) = *self;
+        match (column.name, column.kind, text) {
+            ("name", _, v) => s.serialize_str(v.unwrap_or_default()),
+            ("docstatus" | "idx", _, v) => {
+                s.serialize_i64(v.and_then(|v| v.parse().ok()).unwrap_or(0))
+            }
+            ("creation" | "modified", _, Some(v)) => match time::canonical(v) {
+                Some(v) => s.serialize_str(v),
+                None => match time::parse(v) {
+                    Some(t) => s.serialize_str(&time::format(&t)),
+                    None => s.serialize_none(),
+                },
+            },
+            (_, ColumnKind::Int, Some(v)) => match v.parse::<i64>() {
+                Ok(i) => s.serialize_i64(i),
+                Err(_) => s.serialize_none(),
+            },
+            (_, _, Some(v)) => s.serialize_str(v),
+            (_, _, None) => s.serialize_none(),
+        }
+    }
 }
 
 /// `get_count`.
@@ -151,6 +306,68 @@ pub async fn get_count(
     let owner = list_owner_filter(user, meta).map(str::to_string);
     state
         .db
-        .run(move |conn| store::count(conn, meta, &q, owner.as_deref()))
+        .read(move |conn| store::count(conn, meta, &q, owner.as_deref()))
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
+
+    /// A column's text as a database might hand it over: canonical and short timestamps,
+    /// impossible dates, numbers, words, empty strings and NULL.
+    fn cell() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            Just(None),
+            Just(Some(String::new())),
+            Just(Some("2026-11-28 08:35:16.132698".to_string())),
+            Just(Some("2026-11-28 08:35:16".to_string())),
+            Just(Some("2026-02-30 08:35:16.000000".to_string())),
+            Just(Some("0000-00-00 00:00:00.000000".to_string())),
+            Just(Some("2026-11-28 24:00:00.000000".to_string())),
+            Just(Some(" 2026-11-28 08:35:16.5".to_string())),
+            any::<i64>().prop_map(|i| Some(i.to_string())),
+            "[ -~]{0,30}".prop_map(Some),
+        ]
+    }
+
+    proptest! {
+        /// The plain list path renders every value exactly as the document path
+        /// (`Row::from_text`, then `Row::value`) does.
+        #[test]
+        fn plain_rows_render_as_documents_do(
+            token_cache in any::<bool>(),
+            rows in prop::collection::vec(prop::collection::vec(cell(), 40), 0..4),
+            as_dict in any::<bool>(),
+        ) {
+            let meta: &'static DocMeta = if token_cache { &TOKEN_CACHE } else { &CONNECTED_APP };
+            let table = meta.parent;
+            let columns = plain_columns(meta, &Select::Star).unwrap();
+            let mut expected = Vec::new();
+            let mut dyn_rows = Vec::new();
+            for values in &rows {
+                let values = &values[..table.columns.len()];
+                let row = super::super::Row::from_text(table, values);
+                let pick = |c: &PlainColumn| {
+                    let i = table.columns.iter().position(|t| t.name == c.column.name).unwrap();
+                    values[i].clone()
+                };
+                dyn_rows.push(DynRow(columns.iter().map(pick).collect()));
+                let cells: Vec<(String, Value)> = columns
+                    .iter()
+                    .map(|c| (c.alias.clone(), row.value(c.column.name)))
+                    .collect();
+                expected.push(if as_dict {
+                    Value::Object(cells.into_iter().collect())
+                } else {
+                    Value::Array(cells.into_iter().map(|(_, v)| v).collect())
+                });
+            }
+            let plain = ListRows::Plain { columns, rows: dyn_rows, as_dict };
+            prop_assert_eq!(plain.into_value(), Value::Array(expected));
+        }
+    }
 }

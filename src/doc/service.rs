@@ -138,7 +138,7 @@ pub async fn get(
     let st = StatePtr::new(state);
     let doc = state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let cache = &st.get().docs;
             // One indexed lookup of `modified` decides whether the cached copy is current.
             if let Some(found) = super::typed::modified_of(conn, meta, &name)? {

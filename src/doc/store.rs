@@ -1,19 +1,13 @@
 //! Generic SQL for the served DocTypes. Table and column names come only from `frappe::meta`;
 //! every value is a bound parameter.
 
-use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
-use diesel::sql_types::{BigInt, Double, Nullable, Text};
-
-use super::row::{DynRow, ALIASES};
+use super::row::{DynRow, Sql, ALIASES};
 use super::{Doc, Row};
-use crate::db::{Backend, DbConnection, MultiBackend};
+use crate::db::{Backend, DbConnection};
 use crate::error::{AppError, AppResult};
 use crate::frappe::list_query::{ListQuery, SqlValue};
-use crate::frappe::meta::{ColumnKind, DocMeta, TableMeta};
+use crate::frappe::meta::{Column, ColumnKind, DocMeta, TableMeta};
 use crate::frappe::time;
-
-type Query<'f> = BoxedSqlQuery<'f, MultiBackend, SqlQuery>;
 
 pub fn backend(conn: &DbConnection) -> Backend {
     match conn {
@@ -37,26 +31,6 @@ fn select_list(backend: Backend, table: &TableMeta, alias: &str) -> String {
         .join(", ")
 }
 
-pub fn bind(q: Query<'_>, v: SqlValue) -> Query<'_> {
-    match v {
-        SqlValue::Text(s) => q.bind::<Text, _>(s),
-        SqlValue::Int(i) => q.bind::<BigInt, _>(i),
-        SqlValue::Float(f) => q.bind::<Double, _>(f),
-        SqlValue::Null => q.bind::<Nullable<Text>, _>(None::<String>),
-    }
-}
-
-fn bind_all(mut q: Query<'_>, binds: Vec<SqlValue>) -> Query<'_> {
-    for b in binds {
-        q = bind(q, b);
-    }
-    q
-}
-
-fn query(sql: String) -> Query<'static> {
-    diesel::sql_query(sql).into_boxed::<MultiBackend>()
-}
-
 /// Loads one document with its child tables; names match case-insensitively.
 pub fn load(conn: &mut DbConnection, meta: &'static DocMeta, name: &str) -> AppResult<Option<Doc>> {
     // Typed, prepared queries (one per table). A single UNION of padded text columns was
@@ -74,7 +48,7 @@ pub fn exists(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<
         cast_ty(backend(conn)),
         meta.parent.table
     );
-    let rows: Vec<DynRow> = query(sql).bind::<Text, _>(name.to_string()).load(conn)?;
+    let rows = Sql::new(sql).bind_text(name).rows(conn)?;
     Ok(rows
         .into_iter()
         .next()
@@ -143,9 +117,8 @@ fn insert_row(conn: &mut DbConnection, table: &TableMeta, row: &Row) -> AppResul
     let binds = table
         .columns
         .iter()
-        .map(|c| column_value(row, c.name, c.kind))
-        .collect();
-    bind_all(query(sql), binds).execute(conn)?;
+        .map(|c| column_value(row, c.name, c.kind));
+    Sql::new(sql).bind_all(binds).run(conn)?;
     Ok(())
 }
 
@@ -166,7 +139,7 @@ fn update_row(conn: &mut DbConnection, table: &TableMeta, row: &Row) -> AppResul
         .map(|c| column_value(row, c.name, c.kind))
         .collect();
     binds.push(SqlValue::Text(row.name.clone()));
-    Ok(bind_all(query(sql), binds).execute(conn)?)
+    Ok(Sql::new(sql).bind_all(binds).run(conn)?)
 }
 
 /// Inserts a new document and its child rows.
@@ -201,7 +174,7 @@ pub fn update(conn: &mut DbConnection, doc: &Doc, replaced_tables: &[&str]) -> A
                 SqlValue::Text(doc.meta.doctype().into()),
                 SqlValue::Text(child.fieldname.into()),
             ];
-            bind_all(query(sql), binds).execute(conn)?;
+            Sql::new(sql).bind_all(binds).run(conn)?;
             continue;
         }
         let keep: Vec<SqlValue> = rows
@@ -225,7 +198,7 @@ pub fn update(conn: &mut DbConnection, doc: &Doc, replaced_tables: &[&str]) -> A
             SqlValue::Text(child.fieldname.into()),
         ];
         binds.extend(keep);
-        bind_all(query(sql), binds).execute(conn)?;
+        Sql::new(sql).bind_all(binds).run(conn)?;
         for r in rows {
             if r.unsaved {
                 insert_row(conn, child.table, &r.row)?;
@@ -239,30 +212,30 @@ pub fn update(conn: &mut DbConnection, doc: &Doc, replaced_tables: &[&str]) -> A
 
 /// Deletes a document, its child rows and its secrets.
 pub fn delete(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<usize> {
-    let n = query(format!(
+    let n = Sql::new(format!(
         "DELETE FROM `{}` WHERE `name` = ?",
         meta.parent.table
     ))
-    .bind::<Text, _>(name.to_string())
-    .execute(conn)?;
+    .bind_text(name)
+    .run(conn)?;
     let mut done: Vec<&str> = Vec::new();
     for c in meta.children {
         if done.contains(&c.table.table) {
             continue;
         }
         done.push(c.table.table);
-        query(format!(
+        Sql::new(format!(
             "DELETE FROM `{}` WHERE `parent` = ? AND `parenttype` = ?",
             c.table.table
         ))
-        .bind::<Text, _>(name.to_string())
-        .bind::<Text, _>(meta.doctype().to_string())
-        .execute(conn)?;
+        .bind_text(name)
+        .bind_text(meta.doctype())
+        .run(conn)?;
     }
-    query("DELETE FROM `__Auth` WHERE `doctype` = ? AND `name` = ?".to_string())
-        .bind::<Text, _>(meta.doctype().to_string())
-        .bind::<Text, _>(name.to_string())
-        .execute(conn)?;
+    Sql::new("DELETE FROM `__Auth` WHERE `doctype` = ? AND `name` = ?".to_string())
+        .bind_text(meta.doctype())
+        .bind_text(name)
+        .run(conn)?;
     Ok(n)
 }
 
@@ -274,7 +247,7 @@ pub fn lock(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<()
             "SELECT CAST(`name` AS CHAR) AS c0 FROM `{}` WHERE `name` = ? FOR UPDATE",
             meta.parent.table
         );
-        let _: Vec<DynRow> = query(sql).bind::<Text, _>(name.to_string()).load(conn)?;
+        Sql::new(sql).bind_text(name).rows(conn)?;
     }
     Ok(())
 }
@@ -286,23 +259,40 @@ pub fn list(
     q: &ListQuery,
     owner: Option<&str>,
 ) -> AppResult<Vec<Row>> {
+    let all: Vec<&Column> = meta.parent.columns.iter().collect();
+    let rows = list_text(conn, meta, q, owner, &all)?;
+    Ok(rows
+        .iter()
+        .map(|r| Row::from_text(meta.parent, &r.0))
+        .collect())
+}
+
+/// Runs a list query for some parent columns only, as the database's text in `columns` order.
+pub fn list_text(
+    conn: &mut DbConnection,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+    columns: &[&Column],
+) -> AppResult<Vec<DynRow>> {
     let b = backend(conn);
     let (where_sql, mut binds) = where_with_owner(meta, q, owner);
     let limit = q.limit_clause(b);
     binds.extend(limit.binds);
+    let ty = cast_ty(b);
+    let select = columns
+        .iter()
+        .map(|c| format!("CAST(t.`{}` AS {ty})", c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
     let sql = format!(
-        "SELECT {} FROM `{}` t{}{}{}",
-        select_list(b, meta.parent, "t"),
+        "SELECT {select} FROM `{}` t{}{}{}",
         meta.parent.table,
         where_sql,
         q.order_clause(),
         limit.sql
     );
-    let rows: Vec<DynRow> = bind_all(query(sql), binds).load(conn)?;
-    Ok(rows
-        .iter()
-        .map(|r| Row::from_text(meta.parent, &r.0))
-        .collect())
+    Ok(Sql::new(sql).bind_all(binds).rows(conn)?)
 }
 
 /// Counts the rows a list query matches (ignoring its page).
@@ -319,7 +309,7 @@ pub fn count(
         meta.parent.table,
         where_sql
     );
-    let rows: Vec<DynRow> = bind_all(query(sql), binds).load(conn)?;
+    let rows = Sql::new(sql).bind_all(binds).rows(conn)?;
     Ok(rows
         .first()
         .and_then(|r| r.0.first().cloned().flatten())
@@ -382,18 +372,18 @@ pub fn child_rows(
         select_list(backend(conn), table, &t),
         vec!["?"; parents.len()].join(", ")
     );
-    let mut q = query(sql).bind::<Text, _>(meta.doctype().to_string());
-    for p in parents {
-        q = q.bind::<Text, _>(p.clone());
-    }
-    let rows: Vec<DynRow> = bind_all(q, extra_binds).load(conn)?;
+    let rows = Sql::new(sql)
+        .bind_text(meta.doctype())
+        .bind_all(parents.iter().map(|p| SqlValue::Text(p.clone())))
+        .bind_all(extra_binds)
+        .rows(conn)?;
     Ok(rows.iter().map(|r| Row::from_text(table, &r.0)).collect())
 }
 
 /// Token Caches linking to a Connected App (for LinkExistsError).
 pub fn linked_token_caches(conn: &mut DbConnection, app: &str) -> AppResult<Vec<String>> {
     let sql = format!("SELECT CAST(`name` AS {}) AS c0 FROM `tabToken Cache` WHERE `connected_app` = ? ORDER BY `modified` DESC", cast_ty(backend(conn)));
-    let rows: Vec<DynRow> = query(sql).bind::<Text, _>(app.to_string()).load(conn)?;
+    let rows = Sql::new(sql).bind_text(app).rows(conn)?;
     Ok(rows
         .into_iter()
         .filter_map(|r| r.0.into_iter().next().flatten())

@@ -45,10 +45,22 @@ pub fn secret_of(
     let Some((stored, encrypted)) = users::auth_value(conn, doctype, name, field)? else {
         return Ok(None);
     };
-    if encrypted == 0 {
-        return Ok(Some(SecretString::from(stored)));
+    reveal(state, doctype, name, field, stored, encrypted != 0).map(Some)
+}
+
+/// The cleartext of a stored `__Auth` value.
+fn reveal(
+    state: &AppState,
+    doctype: &str,
+    name: &str,
+    field: &str,
+    stored: String,
+    encrypted: bool,
+) -> AppResult<SecretString> {
+    if !encrypted {
+        return Ok(SecretString::from(stored));
     }
-    state.keys.decrypt(&stored).map(Some).map_err(|_| {
+    state.keys.decrypt(&stored).map_err(|_| {
         AppError::validation(format!(
             "The stored {field} of {doctype} {name} cannot be decrypted with this site's key."
         ))
@@ -431,7 +443,7 @@ pub async fn get_access_token(
             let app_name = app_name.to_string();
             state
                 .db
-                .run(move |conn| {
+                .read(move |conn| {
                     store::exists(conn, &CONNECTED_APP, &app_name)?
                         .ok_or_else(|| AppError::not_found("Connected App", &app_name))
                 })
@@ -504,21 +516,34 @@ async fn read_fresh(
     let st = StatePtr::new(state);
     state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let state = st.get();
-            let Some(tc) = store::load(conn, &TOKEN_CACHE, &n)? else {
+            let Some(t) = oauth_store::token_read(conn, &n)? else {
                 return Err(not_connected(&n));
             };
-            let ts = oauth_store::token_state(conn, &n)?.unwrap_or_default();
-            if ts.needs_reconnect != 0 {
+            if t.needs_reconnect {
                 return Err(reconnect_needed());
             }
-            let Some(token) = secret_of(state, conn, "Token Cache", &n, "access_token")? else {
+            let Some((stored, encrypted)) = t.access_token else {
                 return Err(not_connected(&n));
             };
-            let left = seconds_left(state, &tc, ts.received_at);
+            // The document itself rarely changes: the cache serves it while `modified` holds.
+            let tc = match state
+                .docs
+                .get(TOKEN_CACHE.doctype(), &t.stored_name, t.modified)
+            {
+                Some(tc) => tc,
+                None => {
+                    let tc =
+                        store::load(conn, &TOKEN_CACHE, &n)?.ok_or_else(|| not_connected(&n))?;
+                    state.docs.put(&tc);
+                    std::sync::Arc::new(tc)
+                }
+            };
+            let token = reveal(state, "Token Cache", &n, "access_token", stored, encrypted)?;
+            let left = seconds_left(state, &tc, t.received_at);
             let just_received =
-                received_since.is_some_and(|since| ts.received_at.is_some_and(|r| r >= since));
+                received_since.is_some_and(|since| t.received_at.is_some_and(|r| r >= since));
             if left <= margin && !just_received {
                 return Ok(None);
             }
@@ -627,17 +652,16 @@ pub async fn has_token(state: &SharedState, app_name: &str, user: &str) -> AppRe
     let (app_name, user) = (app_name.to_string(), user.to_string());
     state
         .db
-        .run(move |conn| {
+        .read(move |conn| {
             let name = token_cache_name(&app_name, Some(&user));
-            if store::exists(conn, &TOKEN_CACHE, &name)?.is_none() {
-                store::exists(conn, &CONNECTED_APP, &app_name)?
-                    .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
-                return Ok(false);
+            match oauth_store::token_read(conn, &name)? {
+                Some(t) => Ok(!t.needs_reconnect && t.access_token.is_some()),
+                None => {
+                    store::exists(conn, &CONNECTED_APP, &app_name)?
+                        .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
+                    Ok(false)
+                }
             }
-            if oauth_store::token_state(conn, &name)?.is_some_and(|t| t.needs_reconnect != 0) {
-                return Ok(false);
-            }
-            Ok(users::auth_value(conn, "Token Cache", &name, "access_token")?.is_some())
         })
         .await
 }

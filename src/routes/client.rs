@@ -46,7 +46,9 @@ async fn name_from_filters(
             };
             args.insert("filters".into(), f);
             args.insert("limit_page_length".into(), json!(1));
-            let rows = list::get_list(&call.state, &call.user, meta, &args).await?;
+            let rows = list::get_list(&call.state, &call.user, meta, &args)
+                .await?
+                .into_value();
             Ok(rows
                 .get(0)
                 .and_then(|r| r.get("name"))
@@ -126,7 +128,9 @@ pub async fn get_value(name: &str, call: Call) -> Result<HttpResponse, AppError>
     args.insert("fields".into(), json!(fields));
     args.insert("limit_page_length".into(), json!(1));
     args.insert("order_by".into(), json!("modified desc"));
-    let rows = list::get_list(&call.state, &call.user, meta, &args).await?;
+    let rows = list::get_list(&call.state, &call.user, meta, &args)
+        .await?
+        .into_value();
     let v = rows.get(0).cloned().unwrap_or_else(|| json!({}));
     Ok(call.reply(v))
 }

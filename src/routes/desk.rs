@@ -51,7 +51,9 @@ pub async fn reportview_get(name: &str, call: Call) -> Result<HttpResponse, AppE
         .args
         .str("with_comment_count")
         .is_some_and(|v| v == "1" || v == "true");
-    let rows = list::get_list(&call.state, &call.user, meta, &args).await?;
+    let rows = list::get_list(&call.state, &call.user, meta, &args)
+        .await?
+        .into_value();
     let rows = rows.as_array().cloned().unwrap_or_default();
     let mut keys: Vec<String> = match rows.first() {
         Some(Value::Object(m)) => m.keys().cloned().collect(),

@@ -2,7 +2,8 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 
 use super::{auth, client, desk, oauth};
 use crate::auth::CurrentUser;
@@ -11,13 +12,21 @@ use crate::frappe::args::Args;
 use crate::state::AppState;
 
 /// `{"data": v}`.
-pub fn data(v: Value) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "data": v }))
+pub fn data(v: impl Serialize) -> HttpResponse {
+    #[derive(Serialize)]
+    struct Data<T> {
+        data: T,
+    }
+    HttpResponse::Ok().json(Data { data: v })
 }
 
 /// `{"message": v}`.
-pub fn message(v: Value) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "message": v }))
+pub fn message(v: impl Serialize) -> HttpResponse {
+    #[derive(Serialize)]
+    struct Message<T> {
+        message: T,
+    }
+    HttpResponse::Ok().json(Message { message: v })
 }
 
 /// Everything a method handler gets.
@@ -33,7 +42,7 @@ pub struct Call {
 
 impl Call {
     /// Wraps a result the way the API version expects.
-    pub fn reply(&self, v: Value) -> HttpResponse {
+    pub fn reply(&self, v: impl Serialize) -> HttpResponse {
         if self.v2 {
             data(v)
         } else {

@@ -128,3 +128,57 @@ async fn editing_other_fields_of_a_token_cache_never_extends_its_lifetime() {
         assert!(renewed["message"]["expires_in"].as_i64().unwrap() >= 3598);
     }
 }
+
+#[tokio::test]
+async fn get_access_token_follows_every_edit_and_the_delete_of_a_token_cache() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let doc = app
+            .create_app(json!({"provider_name": "P", "client_id": "c"}))
+            .await;
+        let name = doc["name"].as_str().unwrap();
+        let (status, body) = app
+            .post(
+                &app.admin,
+                "/api/resource/Token%20Cache",
+                &json!({
+                    "connected_app": name, "user": "Administrator", "access_token": "at-1",
+                    "token_type": "Bearer", "expires_in": 3600, "scopes": [{"scope": "openid"}],
+                }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let token = format!("/api/method/connected_apps.get_access_token?connected_app={name}");
+        let has = format!(
+            "/api/method/frappe.integrations.doctype.connected_app.connected_app.has_token?connected_app={name}"
+        );
+        let (_, v) = app.get(&app.admin, &token).await;
+        assert_eq!(v["message"]["scope"], "openid", "{backend:?}: {v}");
+        assert_eq!(v["message"]["token_type"], "Bearer");
+        // Read twice so a cached copy exists, then edit the document behind it.
+        let (_, again) = app.get(&app.admin, &token).await;
+        assert_eq!(again["message"]["access_token"], "at-1");
+        let path = format!("/api/resource/Token%20Cache/{name}-Administrator");
+        let (status, _) = app
+            .put(
+                &app.admin,
+                &path,
+                &json!({"token_type": "MAC", "scopes": [{"scope": "openid"}, {"scope": "email"}]}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let (_, v) = app.get(&app.admin, &token).await;
+        assert_eq!(v["message"]["scope"], "openid email", "{backend:?}: {v}");
+        assert_eq!(v["message"]["token_type"], "MAC");
+        assert_eq!(v["message"]["access_token"], "at-1");
+        let (_, v) = app.get(&app.admin, &has).await;
+        assert_eq!(v["message"], true);
+
+        let (status, _) = app.delete(&app.admin, &path).await;
+        assert_eq!(status, 202);
+        let (status, v) = app.get(&app.admin, &token).await;
+        assert_eq!(status, 417, "{backend:?}: {v}");
+        let (_, v) = app.get(&app.admin, &has).await;
+        assert_eq!(v["message"], false);
+    }
+}

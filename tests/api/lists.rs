@@ -579,3 +579,20 @@ async fn a_child_table_filter_applies_to_the_selected_child_rows() {
         );
     }
 }
+
+#[tokio::test]
+async fn more_query_shapes_than_stay_prepared_all_answer_correctly() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let docs = seed(&app).await;
+        let alpha = docs[0]["name"].as_str().unwrap().to_string();
+        // Each `in` list of a new length is a new statement; far more than the 64 that a
+        // connection keeps prepared.
+        for n in 1..=90 {
+            let mut names: Vec<String> = (0..n).map(|i| format!("missing-{i}")).collect();
+            names.push(alpha.clone());
+            let got = providers(&app, "filters", json!([["name", "in", names]])).await;
+            assert_eq!(got, ["Alpha"], "{backend:?}: in-list of {}", n + 1);
+        }
+    }
+}
