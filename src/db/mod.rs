@@ -263,9 +263,10 @@ impl Db {
     /// Runs a short read: on the calling worker thread when a pooled connection is idle right
     /// now, otherwise as [`Db::run`] does.
     ///
-    /// Handing a query to the blocking pool and waking the worker again costs more CPU than
-    /// a primary-key select itself (measured with `bench/run`: a 20-row list went from 141 to
-    /// 58 µs of service CPU). Only plain SELECTs come here: they take no locks, so under
+    /// Handing a query to the blocking pool and waking the worker again costs two thread
+    /// switches per request: measured on MariaDB, a 20-row list took 141 µs of service CPU
+    /// that way and 69 µs inline, and `bench/run` shows the p99 of a document GET at 20 ms
+    /// on the pool and 1 ms inline (BENCHMARKS.md). Only plain SELECTs come here: they take no locks, so under
     /// InnoDB (and SQLite's WAL) they never wait for other transactions. When no connection
     /// is idle (the database is down, or every connection is busy) the read waits on the
     /// blocking pool instead, so a worker never blocks waiting for a connection.
