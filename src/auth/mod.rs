@@ -240,29 +240,27 @@ pub async fn authenticate_session(
     let found = state
         .db
         .read(move |conn| {
-            let Some(s) = store::find_session(conn, &sid2)? else {
+            let Some(found) = store::find_session_user(conn, &sid2)? else {
                 return Ok(None);
             };
             let now = clock.now();
-            let age = s
+            let age = found
+                .session
                 .lastupdate
                 .map(|t| (now - t).num_seconds())
                 .unwrap_or(i64::MAX);
             if age < 0 || age as u64 > ttl.as_secs() {
                 return Ok(None);
             }
-            let Some(u) = store::find_user(conn, &s.user)? else {
+            let Some((name, true)) = found.user else {
                 return Ok(None);
             };
-            if u.enabled == 0 {
-                return Ok(None);
-            }
             // Frappe refreshes lastupdate at most every few minutes; so do we.
             let touch = (age > 300).then_some(now);
-            let roles = store::roles_of(conn, &u.name)?;
+            let roles = found.roles;
             Ok(Some((
                 CurrentUser {
-                    name: u.name,
+                    name,
                     roles,
                     method: AuthMethod::Session,
                     sid: Some(sid2),

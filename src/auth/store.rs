@@ -254,18 +254,60 @@ pub struct SessionRow {
     pub lastupdate: Option<NaiveDateTime>,
 }
 
-pub fn find_session(conn: &mut DbConnection, sid: &str) -> AppResult<Option<SessionRow>> {
-    let row: Option<(Option<String>, Option<NaiveDateTime>, Option<String>)> = sessions::table
-        .filter(sessions::sid.eq(sid))
-        .select((sessions::user, sessions::lastupdate, sessions::status))
-        .first(conn)
-        .optional()?;
-    Ok(row.and_then(|(user, lastupdate, status)| {
-        let active = status.as_deref().map_or(true, |s| s == "Active");
-        match (user, active) {
-            (Some(user), true) => Some(SessionRow { user, lastupdate }),
-            _ => None,
-        }
+/// A live-looking session with its user, in one round trip: the session row, the user's
+/// stored name and `enabled`, and the user's roles in order.
+pub struct SessionUser {
+    pub session: SessionRow,
+    /// `None` when the user no longer exists.
+    pub user: Option<(String, bool)>,
+    pub roles: Vec<String>,
+}
+
+pub fn find_session_user(conn: &mut DbConnection, sid: &str) -> AppResult<Option<SessionUser>> {
+    let ty = match conn {
+        DbConnection::Mysql(_) => "CHAR",
+        DbConnection::Sqlite(_) => "TEXT",
+    };
+    let sql = format!(
+        "SELECT CAST(s.`user` AS {ty}), CAST(s.`lastupdate` AS {ty}), CAST(s.`status` AS {ty}), \
+         CAST(u.`name` AS {ty}), CAST(u.`enabled` AS {ty}), CAST(r.`role` AS {ty}) \
+         FROM `tabSessions` s \
+         LEFT JOIN `tabUser` u ON u.`name` = s.`user` \
+         LEFT JOIN `tabHas Role` r ON r.`parent` = u.`name` AND r.`parenttype` = 'User' \
+         WHERE s.`sid` = ? ORDER BY r.`idx`"
+    );
+    let rows = crate::doc::row::Sql::new(sql).bind_text(sid).rows(conn)?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let col = |r: &crate::doc::row::DynRow, i: usize| r.0.get(i).cloned().flatten();
+    // A sid is unique in practice; should it not be, the first session row decides, as a
+    // plain lookup would.
+    let Some(user_of_session) = col(first, 0) else {
+        return Ok(None);
+    };
+    if col(first, 2).is_some_and(|status| status != "Active") {
+        return Ok(None);
+    }
+    let lastupdate = col(first, 1)
+        .as_deref()
+        .and_then(crate::frappe::time::parse);
+    let user = col(first, 3).map(|name| {
+        let enabled = col(first, 4).is_some_and(|e| e.trim() != "0");
+        (name, enabled)
+    });
+    let roles = rows
+        .iter()
+        .filter(|r| col(r, 0).as_deref() == Some(user_of_session.as_str()))
+        .filter_map(|r| col(r, 5))
+        .collect();
+    Ok(Some(SessionUser {
+        session: SessionRow {
+            user: user_of_session,
+            lastupdate,
+        },
+        user,
+        roles,
     }))
 }
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use connected_apps::db::schema::{auth, connected_app, sessions, user};
+use connected_apps::db::schema::{auth, connected_app, has_role, sessions, user};
 use connected_apps::startup::Application;
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -501,5 +501,115 @@ async fn a_frappe_password_hash_verifies_and_sessions_live_in_the_database() {
             (200, Some("hashed@example.com")),
             "{backend:?}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_session_follows_its_row_its_user_and_the_users_roles_on_every_request() {
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let email = "roles@example.com";
+        app.user(email, &["System Manager"]).await;
+        let login = || async {
+            let r = app
+                .client
+                .post(app.url("/api/method/login"))
+                .json(&json!({"usr": email, "pwd": "pass-word-1"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{backend:?}");
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .find_map(|c| c.strip_prefix("sid="))
+                .and_then(|c| c.split(';').next())
+                .expect("sid cookie")
+                .to_string()
+        };
+        let doc = app.create_app(json!({"provider_name": "P"})).await;
+        // Asking about another user's connection needs System Manager (403 otherwise); a
+        // request without a live session runs as Guest, which is refused too.
+        let probe = format!(
+            "/api/method/frappe.integrations.doctype.connected_app.connected_app.has_token?connected_app={}&connected_user=Administrator",
+            doc["name"].as_str().unwrap()
+        );
+        let list = |sid: String| {
+            let c = app
+                .client
+                .get(app.url(&probe))
+                .header("Cookie", format!("sid={sid}"));
+            async move { c.send().await.unwrap().status().as_u16() }
+        };
+        let who = |sid: String| {
+            let c = app
+                .client
+                .get(app.url("/api/method/frappe.auth.get_logged_user"))
+                .header("Cookie", format!("sid={sid}"));
+            async move { status_json(c.send().await.unwrap()).await.1["message"].clone() }
+        };
+        let sid = login().await;
+        assert_eq!(list(sid.clone()).await, 200, "{backend:?}");
+
+        // Losing the role takes effect on the next request.
+        let mut conn = app.db.raw();
+        diesel::delete(
+            has_role::table
+                .filter(has_role::parent.eq(email))
+                .filter(has_role::role.eq("System Manager")),
+        )
+        .execute(&mut conn)
+        .unwrap();
+        assert_eq!(list(sid.clone()).await, 403, "{backend:?}: role removed");
+        assert_eq!(
+            who(sid.clone()).await,
+            email,
+            "{backend:?}: still logged in"
+        );
+        diesel::insert_into(has_role::table)
+            .values((
+                has_role::name.eq("restored-role"),
+                has_role::parent.eq(email),
+                has_role::parenttype.eq("User"),
+                has_role::parentfield.eq("roles"),
+                has_role::role.eq("System Manager"),
+                has_role::idx.eq(9),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        assert_eq!(list(sid.clone()).await, 200, "{backend:?}: role back");
+
+        // A disabled user's session runs as Guest.
+        diesel::update(user::table.filter(user::name.eq(email)))
+            .set(user::enabled.eq(0))
+            .execute(&mut conn)
+            .unwrap();
+        assert_eq!(list(sid.clone()).await, 403, "{backend:?}: disabled");
+        assert_ne!(who(sid.clone()).await, email, "{backend:?}: disabled");
+        diesel::update(user::table.filter(user::name.eq(email)))
+            .set(user::enabled.eq(1))
+            .execute(&mut conn)
+            .unwrap();
+        assert_eq!(list(sid.clone()).await, 200, "{backend:?}: enabled again");
+
+        // A session row Frappe marked Expired, or one older than the lifetime, is over.
+        diesel::update(sessions::table.filter(sessions::sid.eq(&sid)))
+            .set(sessions::status.eq(Some("Expired")))
+            .execute(&mut conn)
+            .unwrap();
+        assert_ne!(who(sid.clone()).await, email, "{backend:?}: expired status");
+        let sid = login().await;
+        assert_eq!(
+            who(sid.clone()).await,
+            email,
+            "{backend:?}: a new login works"
+        );
+        let old = chrono::Utc::now().naive_utc() - chrono::Duration::hours(171);
+        diesel::update(sessions::table.filter(sessions::sid.eq(&sid)))
+            .set(sessions::lastupdate.eq(Some(old)))
+            .execute(&mut conn)
+            .unwrap();
+        assert_ne!(who(sid).await, email, "{backend:?}: older than 170 h");
     }
 }
