@@ -1,6 +1,6 @@
 //! The service's own per-app settings (PKCE switch) and `get_auth_header`.
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::helpers::*;
 
@@ -84,21 +84,7 @@ async fn get_auth_header_needs_a_connection() {
 async fn editing_other_fields_of_a_token_cache_never_extends_its_lifetime() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
-        let doc = app
-            .create_app(json!({"provider_name": "P", "client_id": "c"}))
-            .await;
-        let name = doc["name"].as_str().unwrap();
-        let (status, body) = app
-            .post(
-                &app.admin,
-                "/api/resource/Token%20Cache",
-                &json!({
-                    "connected_app": name, "user": "Administrator", "access_token": "at-1",
-                    "token_type": "Bearer", "expires_in": 3600,
-                }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        let name = &app_with_admin_token(&app, json!({})).await;
         let token = format!("/api/method/connected_apps.get_access_token?connected_app={name}");
         let (_, before) = app.get(&app.admin, &token).await;
         let left_before = before["message"]["expires_in"].as_i64().unwrap();
@@ -133,21 +119,7 @@ async fn editing_other_fields_of_a_token_cache_never_extends_its_lifetime() {
 async fn get_access_token_follows_every_edit_and_the_delete_of_a_token_cache() {
     for backend in BACKENDS {
         let app = spawn_app(backend).await;
-        let doc = app
-            .create_app(json!({"provider_name": "P", "client_id": "c"}))
-            .await;
-        let name = doc["name"].as_str().unwrap();
-        let (status, body) = app
-            .post(
-                &app.admin,
-                "/api/resource/Token%20Cache",
-                &json!({
-                    "connected_app": name, "user": "Administrator", "access_token": "at-1",
-                    "token_type": "Bearer", "expires_in": 3600, "scopes": [{"scope": "openid"}],
-                }),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
+        let name = &app_with_admin_token(&app, json!({"scopes": [{"scope": "openid"}]})).await;
         let token = format!("/api/method/connected_apps.get_access_token?connected_app={name}");
         let has = format!(
             "/api/method/frappe.integrations.doctype.connected_app.connected_app.has_token?connected_app={name}"
@@ -181,4 +153,25 @@ async fn get_access_token_follows_every_edit_and_the_delete_of_a_token_cache() {
         let (_, v) = app.get(&app.admin, &has).await;
         assert_eq!(v["message"], false);
     }
+}
+
+/// A new Connected App with a Token Cache for Administrator (access token `at-1`, Bearer,
+/// one hour) plus `extra` fields; returns the app's name.
+async fn app_with_admin_token(app: &TestApp, extra: Value) -> String {
+    let doc = app
+        .create_app(json!({"provider_name": "P", "client_id": "c"}))
+        .await;
+    let name = doc["name"].as_str().unwrap().to_string();
+    let mut body = json!({
+        "connected_app": name, "user": "Administrator", "access_token": "at-1",
+        "token_type": "Bearer", "expires_in": 3600,
+    });
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    let (status, body) = app
+        .post(&app.admin, "/api/resource/Token%20Cache", &body)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    name
 }

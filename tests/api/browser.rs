@@ -114,15 +114,7 @@ async fn session(app: &TestApp, email: &str, roles: &[&str]) -> String {
         .await
         .expect("login");
     assert_eq!(r.status(), 200, "login {email}");
-    let sid = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("sid="))
-        .and_then(|c| c.split(';').next())
-        .expect("sid cookie")
-        .to_string();
+    let sid = sid_of(&r);
     format!("sid={sid}")
 }
 

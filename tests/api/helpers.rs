@@ -263,3 +263,15 @@ pub fn reference(path: &str) -> PathBuf {
         .join("../shared/frappe-reference")
         .join(path)
 }
+
+/// The `sid` a login response sets.
+pub fn sid_of(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("sid="))
+        .and_then(|c| c.split(';').next())
+        .expect("sid cookie")
+        .to_string()
+}

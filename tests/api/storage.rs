@@ -460,15 +460,7 @@ async fn a_frappe_password_hash_verifies_and_sessions_live_in_the_database() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "{backend:?}");
-        let sid = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|c| c.strip_prefix("sid="))
-            .and_then(|c| c.split(';').next())
-            .expect("sid cookie")
-            .to_string();
+        let sid = sid_of(&r);
 
         // The session is a row of tabSessions ...
         let mut conn = app.db.raw();
@@ -519,14 +511,7 @@ async fn a_session_follows_its_row_its_user_and_the_users_roles_on_every_request
                 .await
                 .unwrap();
             assert_eq!(r.status(), 200, "{backend:?}");
-            r.headers()
-                .get_all("set-cookie")
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .find_map(|c| c.strip_prefix("sid="))
-                .and_then(|c| c.split(';').next())
-                .expect("sid cookie")
-                .to_string()
+            sid_of(&r)
         };
         let doc = app.create_app(json!({"provider_name": "P"})).await;
         // Asking about another user's connection needs System Manager (403 otherwise); a
