@@ -100,6 +100,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
         api_keys: Default::default(),
         oauth: Default::default(),
         docs: Default::default(),
+        pages: Default::default(),
     })
 }
 

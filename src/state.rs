@@ -27,6 +27,7 @@ pub struct AppState {
     pub api_keys: ApiKeyCache,
     pub oauth: crate::oauth::OAuthState,
     pub docs: crate::doc::cache::DocCache,
+    pub pages: crate::doc::list::PageCache,
     pub metrics: crate::metrics::Metrics,
 }
 

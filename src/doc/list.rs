@@ -2,17 +2,24 @@
 
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
-use super::row::DynRow;
+use super::row::{DynRow, Sql};
+use super::service::StatePtr;
 use super::service::{has_doctype_access, list_owner_filter, no_doctype_access};
 use super::store;
 use crate::auth::CurrentUser;
+use crate::db::DbConnection;
 use crate::error::{AppError, AppResult};
+use crate::frappe::list_query::SqlValue;
 use crate::frappe::list_query::{self, ListQuery, ListQueryError, RawListArgs, Select};
 use crate::frappe::meta::{Column, ColumnKind, DocMeta};
 use crate::frappe::time;
 use crate::state::AppState;
+use crate::state::SharedState;
 
 /// Parses list arguments, turning parser errors into Frappe's 417s.
 pub fn parse(meta: &'static DocMeta, args: &Map<String, Value>) -> AppResult<ListQuery> {
@@ -32,7 +39,7 @@ pub fn query_error(e: ListQueryError) -> AppError {
 
 /// `get_list`: the rows of a page as dicts (or lists with `as_dict=0`).
 pub async fn get_list(
-    state: &AppState,
+    state: &SharedState,
     user: &CurrentUser,
     meta: &'static DocMeta,
     args: &Map<String, Value>,
@@ -53,20 +60,11 @@ pub async fn get_list(
         return Ok(ListRows::Built(vec![Value::Object(m)]));
     }
     if let Some(columns) = plain_columns(meta, &q.select) {
-        let as_dict = q.as_dict;
-        let rows = state
+        let st = StatePtr::new(state);
+        return state
             .db
-            .read(move |conn| {
-                let wanted: Vec<&Column> = columns.iter().map(|c| c.column).collect();
-                let rows = store::list_text(conn, meta, &q, owner.as_deref(), &wanted)?;
-                Ok(ListRows::Plain {
-                    columns,
-                    rows,
-                    as_dict,
-                })
-            })
-            .await?;
-        return Ok(rows);
+            .read(move |conn| plain_page(st.get(), conn, meta, &q, owner.as_deref(), columns))
+            .await;
     }
     state
         .db
@@ -154,10 +152,135 @@ pub async fn get_list(
         .await
 }
 
+/// A plain list page: served from the page cache when the rows the query selects now have
+/// the names and `modified` they had when the page was cached, otherwise read (with those
+/// two columns appended) and cached.
+fn plain_page(
+    state: &AppState,
+    conn: &mut DbConnection,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+    columns: Vec<PlainColumn>,
+) -> AppResult<ListRows> {
+    let b = store::backend(conn);
+    let stamp_columns = match (meta.parent.column("name"), meta.parent.column("modified")) {
+        (Some(n), Some(m)) => [n, m],
+        _ => return Err(AppError::internal("a DocType without name or modified")),
+    };
+    let mut wanted: Vec<&Column> = columns.iter().map(|c| c.column).collect();
+    wanted.extend(stamp_columns);
+    let (sql, binds) = store::list_sql(b, meta, q, owner, &wanted);
+    let key = PageKey::new(&sql, &binds, &columns, q.as_dict);
+    if let Some(page) = state.pages.get(&key) {
+        let (check_sql, check_binds) = store::list_sql(b, meta, q, owner, &stamp_columns);
+        let now = Sql::new(check_sql).bind_all(check_binds).rows(conn)?;
+        if page.stamps.len() == now.len()
+            && page.stamps.iter().zip(&now).all(|(s, r)| r.0[..] == s[..])
+        {
+            return Ok(ListRows::Raw(page.json.clone()));
+        }
+    }
+    let rows = Sql::new(sql).bind_all(binds).rows(conn)?;
+    let n = columns.len();
+    // Rows without `modified` cannot be checked later: such a page is not kept.
+    let stamps: Option<Vec<[Option<String>; 2]>> = rows
+        .iter()
+        .map(|r| match (r.0.get(n), r.0.get(n + 1)) {
+            (Some(Some(name)), Some(Some(modified))) => {
+                Some([Some(name.clone()), Some(modified.clone())])
+            }
+            _ => None,
+        })
+        .collect();
+    let plain = ListRows::Plain {
+        columns,
+        rows,
+        as_dict: q.as_dict,
+    };
+    let Some(stamps) = stamps else {
+        return Ok(plain);
+    };
+    let json = serde_json::to_string(&plain)
+        .ok()
+        .and_then(|j| RawValue::from_string(j).ok());
+    match json {
+        Some(json) => {
+            let json = Arc::new(json);
+            state.pages.put(key, stamps, json.clone());
+            Ok(ListRows::Raw(json))
+        }
+        None => Ok(plain),
+    }
+}
+
+/// What identifies a cached page: the statement, its values and the output's shape.
+#[derive(PartialEq, Eq, Hash)]
+struct PageKey(String);
+
+impl PageKey {
+    fn new(sql: &str, binds: &[SqlValue], columns: &[PlainColumn], as_dict: bool) -> PageKey {
+        let aliases: Vec<&str> = columns.iter().map(|c| c.alias.as_str()).collect();
+        PageKey(format!("{sql}\n{binds:?}\n{aliases:?}\n{as_dict}"))
+    }
+}
+
+/// A cached page: its rows' names and `modified`, and the page as JSON.
+struct Page {
+    stamps: Vec<[Option<String>; 2]>,
+    json: Arc<Box<RawValue>>,
+}
+
+/// Plain list pages already served, per process. Bounded in entries and in bytes; when
+/// either bound is reached the cache starts over.
+#[derive(Default)]
+pub struct PageCache {
+    pages: Mutex<(HashMap<PageKey, Arc<Page>>, usize)>,
+}
+
+const MAX_PAGES: usize = 512;
+const MAX_PAGE_BYTES: usize = 64 * 1024;
+const MAX_CACHE_BYTES: usize = 8 * 1024 * 1024;
+
+impl PageCache {
+    fn get(&self, key: &PageKey) -> Option<Arc<Page>> {
+        let pages = self.pages.lock().ok()?;
+        pages.0.get(key).cloned()
+    }
+
+    fn put(&self, key: PageKey, stamps: Vec<[Option<String>; 2]>, json: Arc<Box<RawValue>>) {
+        let key_len = key.0.len();
+        let size = json.get().len() + key_len;
+        if size > MAX_PAGE_BYTES {
+            return;
+        }
+        let Ok(mut pages) = self.pages.lock() else {
+            return;
+        };
+        let (map, bytes) = &mut *pages;
+        if map.len() >= MAX_PAGES || *bytes + size > MAX_CACHE_BYTES {
+            map.clear();
+            *bytes = 0;
+        }
+        *bytes += size;
+        if let Some(old) = map.insert(key, Arc::new(Page { stamps, json })) {
+            *bytes -= (old.json.get().len() + key_len).min(*bytes);
+        }
+    }
+}
+
+impl std::fmt::Debug for PageCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PageCache").finish_non_exhaustive()
+    }
+}
+
 /// A page of list rows, serialised straight from the database's text where no child table
 /// is involved (the common case, and the one that must be fast).
 pub enum ListRows {
     Built(Vec<Value>),
+    /// A page already serialised (from the page cache).
+    Raw(Arc<Box<RawValue>>),
     Plain {
         columns: Vec<PlainColumn>,
         rows: Vec<DynRow>,
@@ -200,6 +323,7 @@ impl ListRows {
     pub fn into_value(self) -> Value {
         match self {
             ListRows::Built(v) => Value::Array(v),
+            ListRows::Raw(json) => serde_json::from_str(json.get()).unwrap_or(Value::Null),
             plain => serde_json::to_value(&plain).unwrap_or(Value::Null),
         }
     }
@@ -207,6 +331,9 @@ impl ListRows {
     pub fn len(&self) -> usize {
         match self {
             ListRows::Built(v) => v.len(),
+            ListRows::Raw(json) => serde_json::from_str::<Vec<&RawValue>>(json.get())
+                .map(|v| v.len())
+                .unwrap_or(0),
             ListRows::Plain { rows, .. } => rows.len(),
         }
     }
@@ -220,6 +347,7 @@ impl Serialize for ListRows {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let (columns, rows, as_dict) = match self {
             ListRows::Built(v) => return v.serialize(s),
+            ListRows::Raw(json) => return json.serialize(s),
             ListRows::Plain {
                 columns,
                 rows,

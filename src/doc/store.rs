@@ -339,7 +339,18 @@ pub fn list_text(
     owner: Option<&str>,
     columns: &[&Column],
 ) -> AppResult<Vec<DynRow>> {
-    let b = backend(conn);
+    let (sql, binds) = list_sql(backend(conn), meta, q, owner, columns);
+    Ok(Sql::new(sql).bind_all(binds).rows(conn)?)
+}
+
+/// The SQL and bound values of a list query selecting `columns` of the parent table as text.
+pub fn list_sql(
+    b: Backend,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+    columns: &[&Column],
+) -> (String, Vec<SqlValue>) {
     let (where_sql, mut binds) = where_with_owner(meta, q, owner);
     let limit = q.limit_clause(b);
     binds.extend(limit.binds);
@@ -356,7 +367,7 @@ pub fn list_text(
         q.order_clause(),
         limit.sql
     );
-    Ok(Sql::new(sql).bind_all(binds).rows(conn)?)
+    (sql, binds)
 }
 
 /// Counts the rows a list query matches (ignoring its page).

@@ -596,3 +596,84 @@ async fn more_query_shapes_than_stay_prepared_all_answer_correctly() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_list_page_read_again_follows_every_change_to_its_rows() {
+    use connected_apps::db::schema::connected_app;
+    use diesel::prelude::*;
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let docs = seed(&app).await;
+        let name = |i: usize| docs[i]["name"].as_str().unwrap().to_string();
+        let page = |as_dict: bool| {
+            let app = &app;
+            async move {
+                let (status, v) = list(
+                    app,
+                    &[
+                        ("fields", json!(["provider_name", "client_id"])),
+                        ("order_by", json!("provider_name asc")),
+                        ("as_dict", json!(i32::from(as_dict))),
+                    ],
+                )
+                .await;
+                assert_eq!(status, 200, "{v}");
+                v["data"].clone()
+            }
+        };
+        let first = page(true).await;
+        assert_eq!(page(true).await, first, "{backend:?}: read twice");
+        assert_eq!(
+            first,
+            json!([
+                {"provider_name": "Alpha", "client_id": "a1"},
+                {"provider_name": "Beta", "client_id": "b2"},
+                {"provider_name": "Gamma", "client_id": null},
+            ])
+        );
+        // The same query as lists is another page.
+        assert_eq!(page(false).await[0], json!(["Alpha", "a1"]), "{backend:?}");
+
+        let (status, _) = app
+            .put(
+                &app.admin,
+                &format!("{CA}/{}", name(1)),
+                &json!({"client_id": "b3"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(page(true).await[1]["client_id"], "b3", "{backend:?}: edit");
+
+        app.create_app(json!({"provider_name": "Delta"})).await;
+        let (status, _) = app.delete(&app.admin, &format!("{CA}/{}", name(0))).await;
+        assert_eq!(status, 202);
+        let providers: Vec<Value> = page(true)
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["provider_name"].clone())
+            .collect();
+        assert_eq!(
+            providers,
+            ["Beta", "Delta", "Gamma"],
+            "{backend:?}: insert and delete"
+        );
+
+        // A write by another program (Frappe itself) sets `modified` too.
+        let mut conn = app.db.raw();
+        let later = chrono::Utc::now().naive_utc() + chrono::Duration::seconds(5);
+        diesel::update(connected_app::table.filter(connected_app::name.eq(name(2))))
+            .set((
+                connected_app::client_id.eq(Some("g9")),
+                connected_app::modified.eq(Some(later)),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        assert_eq!(
+            page(true).await[2]["client_id"],
+            "g9",
+            "{backend:?}: outside write"
+        );
+    }
+}
