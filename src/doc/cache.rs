@@ -39,6 +39,14 @@ impl DocCache {
         }
     }
 
+    /// Whether some version of the document is cached (then checking its `modified` first
+    /// is worth a query).
+    pub fn holds(&self, doctype: &'static str, name: &str) -> bool {
+        self.entries
+            .lock()
+            .is_ok_and(|entries| entries.contains_key(&key(doctype, name)))
+    }
+
     pub fn put(&self, doc: &Doc) {
         if let Ok(mut entries) = self.entries.lock() {
             if entries.len() >= MAX_ENTRIES {

@@ -140,8 +140,14 @@ pub async fn get(
         .db
         .read(move |conn| {
             let cache = &st.get().docs;
-            // One indexed lookup of `modified` decides whether the cached copy is current.
-            if let Some(found) = super::typed::modified_of(conn, meta, &name)? {
+            // One indexed lookup of `modified` decides whether a cached copy is current; a
+            // document this process holds no copy of is loaded at once (one query).
+            let validated = if cache.holds(meta.doctype(), &name) {
+                super::typed::modified_of(conn, meta, &name)?
+            } else {
+                None
+            };
+            if let Some(found) = validated {
                 let Some((stored, modified)) = found else {
                     cache.forget(meta.doctype(), &name);
                     return Err(AppError::not_found(meta.doctype(), &name));

@@ -1422,3 +1422,50 @@ async fn v1_error_bodies_have_frappes_keys_and_never_a_traceback() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_document_read_again_follows_writes_by_other_programs_and_its_deletion() {
+    use connected_apps::db::schema::{connected_app, oauth_scope};
+    use diesel::prelude::*;
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        let doc = app
+            .create_app(
+                json!({"provider_name": "P", "client_id": "c1", "scopes": [{"scope": "openid"}]}),
+            )
+            .await;
+        let name = doc["name"].as_str().unwrap().to_string();
+        let path = format!("{CA}/{name}");
+        for _ in 0..2 {
+            let (status, v) = app.get(&app.admin, &path).await;
+            assert_eq!(status, 200);
+            assert_eq!(v["data"]["client_id"], "c1");
+        }
+        // Another program (Frappe itself) edits the row and a child row, setting `modified`.
+        let mut conn = app.db.raw();
+        let later = Utc::now().naive_utc() + chrono::Duration::seconds(5);
+        diesel::update(connected_app::table.filter(connected_app::name.eq(&name)))
+            .set((
+                connected_app::client_id.eq(Some("c2")),
+                connected_app::modified.eq(Some(later)),
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        diesel::update(oauth_scope::table.filter(oauth_scope::parent.eq(&name)))
+            .set(oauth_scope::scope.eq(Some("email")))
+            .execute(&mut conn)
+            .unwrap();
+        let upper = format!("{CA}/{}", name.to_uppercase());
+        let (_, v) = app.get(&app.admin, &upper).await;
+        let (_, v2) = app.get(&app.admin, &path).await;
+        for v in [v, v2] {
+            assert_eq!(v["data"]["client_id"], "c2", "{backend:?}: {v}");
+            assert_eq!(v["data"]["scopes"][0]["scope"], "email", "{backend:?}");
+        }
+        diesel::delete(connected_app::table.filter(connected_app::name.eq(&name)))
+            .execute(&mut conn)
+            .unwrap();
+        let (status, v) = app.get(&app.admin, &path).await;
+        assert_eq!(status, 404, "{backend:?}: {v}");
+    }
+}
