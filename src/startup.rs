@@ -101,6 +101,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
         oauth: Default::default(),
         docs: Default::default(),
         pages: Default::default(),
+        counts: Default::default(),
     })
 }
 

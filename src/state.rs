@@ -28,6 +28,7 @@ pub struct AppState {
     pub oauth: crate::oauth::OAuthState,
     pub docs: crate::doc::cache::DocCache,
     pub pages: crate::doc::list::PageCache,
+    pub counts: crate::doc::list::Coalescer,
     pub metrics: crate::metrics::Metrics,
 }
 

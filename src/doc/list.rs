@@ -51,10 +51,7 @@ pub async fn get_list(
     let owner = list_owner_filter(user, meta).map(str::to_string);
     if let Select::Count { alias } = &q.select {
         let alias = alias.clone();
-        let n = state
-            .db
-            .read(move |conn| store::count(conn, meta, &q, owner.as_deref()))
-            .await?;
+        let n = count(state, meta, &q, owner.as_deref()).await?;
         let mut m = Map::new();
         m.insert(alias, Value::from(n));
         return Ok(ListRows::Built(vec![Value::Object(m)]));
@@ -432,10 +429,87 @@ pub async fn get_count(
     args.remove("order_by");
     let q = parse(meta, &args)?;
     let owner = list_owner_filter(user, meta).map(str::to_string);
+    count(state, meta, &q, owner.as_deref()).await
+}
+
+/// Counts a list query's rows. Identical counts asked while one is being computed share the
+/// next computation (see [`Coalescer`]).
+async fn count(
+    state: &AppState,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+) -> AppResult<i64> {
+    let (sql, binds) = store::count_sql(state.db.backend, meta, q, owner);
+    let key = format!("{sql}\n{binds:?}");
     state
-        .db
-        .read(move |conn| store::count(conn, meta, &q, owner.as_deref()))
+        .counts
+        .run(key, || {
+            state
+                .db
+                .read(move |conn| store::run_count(conn, sql, binds))
+        })
         .await
+}
+
+/// Request coalescing for identical reads: of the requests that wait while one computation
+/// runs, one computes again when it ends and the others take its answer.
+///
+/// An answer is only ever given to requests that arrived before the computation that
+/// produced it began, so each one reflects the database at some moment between the request's
+/// arrival and its answer, exactly as if the request had run its own query. Under load this
+/// turns N identical `COUNT(*)`s (which MariaDB answers by scanning an index) into about one
+/// per round trip.
+#[derive(Default)]
+pub struct Coalescer {
+    keys: Mutex<HashMap<String, Arc<Flight>>>,
+}
+
+#[derive(Default)]
+struct Flight {
+    /// Requests that have arrived, ever; a request's ticket is its place in this sequence.
+    arrivals: std::sync::atomic::AtomicU64,
+    /// The last answer and the number of arrivals it covers.
+    last: tokio::sync::Mutex<Option<(u64, AppResult<i64>)>>,
+}
+
+const MAX_FLIGHTS: usize = 1024;
+
+impl Coalescer {
+    pub async fn run<F, Fut>(&self, key: String, compute: F) -> AppResult<i64>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = AppResult<i64>>,
+    {
+        use std::sync::atomic::Ordering::SeqCst;
+        let flight = {
+            let Ok(mut keys) = self.keys.lock() else {
+                return compute().await;
+            };
+            if keys.len() >= MAX_FLIGHTS && !keys.contains_key(&key) {
+                keys.clear();
+            }
+            keys.entry(key).or_default().clone()
+        };
+        let ticket = flight.arrivals.fetch_add(1, SeqCst) + 1;
+        let mut last = flight.last.lock().await;
+        if let Some((covered, answer)) = last.as_ref() {
+            if *covered >= ticket {
+                return answer.clone();
+            }
+        }
+        // Every request counted so far arrived before this computation begins.
+        let covered = flight.arrivals.load(SeqCst);
+        let answer = compute().await;
+        *last = Some((covered, answer.clone()));
+        answer
+    }
+}
+
+impl std::fmt::Debug for Coalescer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coalescer").finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
@@ -460,6 +534,65 @@ mod tests {
             any::<i64>().prop_map(|i| Some(i.to_string())),
             "[ -~]{0,30}".prop_map(Some),
         ]
+    }
+
+    #[tokio::test]
+    async fn requests_arriving_during_a_count_share_the_next_one_never_the_running_one() {
+        use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+        let c = Arc::new(Coalescer::default());
+        let computed = Arc::new(AtomicI64::new(0));
+        let (open, gate) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let (c, computed) = (c.clone(), computed.clone());
+            tokio::spawn(async move {
+                c.run("k".into(), || async move {
+                    gate.await.ok();
+                    Ok(computed.fetch_add(1, SeqCst) + 1)
+                })
+                .await
+            })
+        };
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        let later: Vec<_> = (0..10)
+            .map(|_| {
+                let (c, computed) = (c.clone(), computed.clone());
+                tokio::spawn(async move {
+                    c.run("k".into(), || async move {
+                        Ok(computed.fetch_add(1, SeqCst) + 1)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        open.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(1));
+        for l in later {
+            assert_eq!(
+                l.await.unwrap(),
+                Ok(2),
+                "an answer begun before the request arrived"
+            );
+        }
+        assert_eq!(
+            computed.load(SeqCst),
+            2,
+            "ten waiting requests, one computation"
+        );
+        // One at a time, every request computes afresh.
+        for want in 3..6 {
+            let computed = computed.clone();
+            let got = c
+                .run("k".into(), || async move {
+                    Ok(computed.fetch_add(1, SeqCst) + 1)
+                })
+                .await;
+            assert_eq!(got, Ok(want));
+        }
     }
 
     proptest! {

@@ -377,13 +377,28 @@ pub fn count(
     q: &ListQuery,
     owner: Option<&str>,
 ) -> AppResult<i64> {
+    let (sql, binds) = count_sql(backend(conn), meta, q, owner);
+    run_count(conn, sql, binds)
+}
+
+/// The SQL and bound values that count a list query's rows.
+pub fn count_sql(
+    b: Backend,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+) -> (String, Vec<SqlValue>) {
     let (where_sql, binds) = where_with_owner(meta, q, owner);
     let sql = format!(
         "SELECT CAST(COUNT(*) AS {}) AS c0 FROM `{}` t{}",
-        cast_ty(backend(conn)),
+        cast_ty(b),
         meta.parent.table,
         where_sql
     );
+    (sql, binds)
+}
+
+pub fn run_count(conn: &mut DbConnection, sql: String, binds: Vec<SqlValue>) -> AppResult<i64> {
     let rows = Sql::new(sql).bind_all(binds).rows(conn)?;
     Ok(rows
         .first()

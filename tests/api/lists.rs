@@ -677,3 +677,50 @@ async fn a_list_page_read_again_follows_every_change_to_its_rows() {
         );
     }
 }
+
+#[tokio::test]
+async fn counts_asked_during_inserts_always_see_every_insert_finished_before_they_were_asked() {
+    use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
+    use std::sync::Arc;
+    for backend in BACKENDS {
+        let app = Arc::new(spawn_app(backend).await);
+        let finished = Arc::new(AtomicI64::new(0));
+        let started = Arc::new(AtomicI64::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut askers = Vec::new();
+        for _ in 0..8 {
+            let (app, finished, started, stop) =
+                (app.clone(), finished.clone(), started.clone(), stop.clone());
+            askers.push(tokio::spawn(async move {
+                let mut seen = 0;
+                while !stop.load(SeqCst) {
+                    let before = finished.load(SeqCst);
+                    let (status, v) = app
+                        .get(&app.admin, "/api/method/frappe.client.get_count?doctype=Connected%20App")
+                        .await;
+                    let after = started.load(SeqCst);
+                    assert_eq!(status, 200, "{v}");
+                    let n = v["message"].as_i64().unwrap();
+                    assert!(
+                        before <= n && n <= after,
+                        "count {n}: {before} inserts had finished before it was asked, {after} begun by its answer"
+                    );
+                    seen += 1;
+                }
+                seen
+            }));
+        }
+        for i in 0..40 {
+            started.fetch_add(1, SeqCst);
+            app.create_app(json!({"provider_name": format!("C{i}")}))
+                .await;
+            finished.fetch_add(1, SeqCst);
+        }
+        stop.store(true, SeqCst);
+        let mut total = 0;
+        for a in askers {
+            total += a.await.unwrap();
+        }
+        assert!(total > 40, "{backend:?}: only {total} counts were asked");
+    }
+}
