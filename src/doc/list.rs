@@ -324,20 +324,6 @@ impl ListRows {
             plain => serde_json::to_value(&plain).unwrap_or(Value::Null),
         }
     }
-
-    pub fn len(&self) -> usize {
-        match self {
-            ListRows::Built(v) => v.len(),
-            ListRows::Raw(json) => serde_json::from_str::<Vec<&RawValue>>(json.get())
-                .map(|v| v.len())
-                .unwrap_or(0),
-            ListRows::Plain { rows, .. } => rows.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 impl Serialize for ListRows {
