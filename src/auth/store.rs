@@ -264,10 +264,7 @@ pub struct SessionUser {
 }
 
 pub fn find_session_user(conn: &mut DbConnection, sid: &str) -> AppResult<Option<SessionUser>> {
-    let ty = match conn {
-        DbConnection::Mysql(_) => "CHAR",
-        DbConnection::Sqlite(_) => "TEXT",
-    };
+    let ty = crate::doc::store::text_type(conn);
     let sql = format!(
         "SELECT CAST(s.`user` AS {ty}), CAST(s.`lastupdate` AS {ty}), CAST(s.`status` AS {ty}), \
          CAST(u.`name` AS {ty}), CAST(u.`enabled` AS {ty}), CAST(r.`role` AS {ty}) \

@@ -167,11 +167,12 @@ fn plain_page(
     };
     let mut wanted: Vec<&Column> = columns.iter().map(|c| c.column).collect();
     wanted.extend(stamp_columns);
-    let (sql, binds) = store::list_sql(b, meta, q, owner, &wanted);
+    let (from, binds) = store::list_from(b, meta, q, owner);
+    let sql = store::select_text(b, &wanted, &from);
     let key = PageKey::new(&sql, &binds, &columns, q.as_dict);
     if let Some(page) = state.pages.get(&key) {
-        let (check_sql, check_binds) = store::list_sql(b, meta, q, owner, &stamp_columns);
-        let now = Sql::new(check_sql).bind_all(check_binds).rows(conn)?;
+        let check = store::select_text(b, &stamp_columns, &from);
+        let now = Sql::new(check).bind_all(binds.clone()).rows(conn)?;
         if page.stamps.len() == now.len()
             && page.stamps.iter().zip(&now).all(|(s, r)| r.0[..] == s[..])
         {

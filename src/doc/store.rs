@@ -18,10 +18,7 @@ pub fn backend(conn: &DbConnection) -> Backend {
 
 /// `CAST(t.col AS CHAR) AS c0, …` for every column of a table.
 fn select_list(backend: Backend, table: &TableMeta, alias: &str) -> String {
-    let ty = match backend {
-        Backend::Mysql => "CHAR",
-        Backend::Sqlite => "TEXT",
-    };
+    let ty = cast_ty(backend);
     table
         .columns
         .iter()
@@ -117,6 +114,11 @@ pub fn exists(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<
         .into_iter()
         .next()
         .and_then(|r| r.0.into_iter().next().flatten()))
+}
+
+/// The type a column is `CAST` to so that it reads back as text: `CHAR` or `TEXT`.
+pub fn text_type(conn: &DbConnection) -> &'static str {
+    cast_ty(backend(conn))
 }
 
 fn cast_ty(b: Backend) -> &'static str {
@@ -351,23 +353,40 @@ pub fn list_sql(
     owner: Option<&str>,
     columns: &[&Column],
 ) -> (String, Vec<SqlValue>) {
+    let (from, binds) = list_from(b, meta, q, owner);
+    (select_text(b, columns, &from), binds)
+}
+
+/// `FROM … WHERE … ORDER BY … LIMIT …` of a list query, and its bound values: one query can
+/// be asked for different columns without rendering its conditions again.
+pub fn list_from(
+    b: Backend,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+) -> (String, Vec<SqlValue>) {
     let (where_sql, mut binds) = where_with_owner(meta, q, owner);
     let limit = q.limit_clause(b);
     binds.extend(limit.binds);
+    let from = format!(
+        " FROM `{}` t{}{}{}",
+        meta.parent.table,
+        where_sql,
+        q.order_clause(),
+        limit.sql
+    );
+    (from, binds)
+}
+
+/// `SELECT CAST(t.col AS CHAR), …` followed by `from` (see [`list_from`]).
+pub fn select_text(b: Backend, columns: &[&Column], from: &str) -> String {
     let ty = cast_ty(b);
     let select = columns
         .iter()
         .map(|c| format!("CAST(t.`{}` AS {ty})", c.name))
         .collect::<Vec<_>>()
         .join(", ");
-    let sql = format!(
-        "SELECT {select} FROM `{}` t{}{}{}",
-        meta.parent.table,
-        where_sql,
-        q.order_clause(),
-        limit.sql
-    );
-    (sql, binds)
+    format!("SELECT {select}{from}")
 }
 
 /// Counts the rows a list query matches (ignoring its page).

@@ -144,8 +144,8 @@ pub fn release_lease(conn: &mut DbConnection, name: &str, owner: &str) -> AppRes
 
 /// What `has_token` and `get_access_token` read about a connection, in one round trip: the
 /// Token Cache's stored name and `modified` (to find the document in the cache), the flow
-/// state, and the stored access token.
-#[derive(Debug, Clone)]
+/// state, and the stored access token (no `Debug`, so it cannot reach a log line).
+#[derive(Clone)]
 pub struct TokenRead {
     pub stored_name: String,
     pub modified: Option<NaiveDateTime>,
@@ -156,10 +156,7 @@ pub struct TokenRead {
 }
 
 pub fn token_read(conn: &mut DbConnection, name: &str) -> AppResult<Option<TokenRead>> {
-    let ty = match conn {
-        DbConnection::Mysql(_) => "CHAR",
-        DbConnection::Sqlite(_) => "TEXT",
-    };
+    let ty = crate::doc::store::text_type(conn);
     let sql = format!(
         "SELECT CAST(tc.`name` AS {ty}), CAST(tc.`modified` AS {ty}), \
          CAST(ts.`received_at` AS {ty}), CAST(ts.`needs_reconnect` AS {ty}), \
