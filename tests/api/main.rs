@@ -23,6 +23,7 @@ mod oauth_flow;
 mod oauth_tokens;
 mod operations;
 mod outage;
+mod outbound;
 mod rest;
 mod rotation_load;
 mod schemathesis;
