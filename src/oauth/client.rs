@@ -1594,6 +1594,75 @@ mod tests {
         assert!(!format!("{e} {e:?}").contains("s3cr3t"));
     }
 
+    /// Every flow refuses non-public destinations before connecting: loopback (with a real
+    /// listener that counts connections), a name resolving to it, and literal addresses that
+    /// are checked before any socket exists (`Refused` is only made before `execute` or by the
+    /// resolver, never after a connection attempt).
+    #[tokio::test]
+    async fn refused_destinations_are_never_contacted() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((_socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let none = build_http_client(
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+            &OutboundAllow::default(),
+        )
+        .unwrap();
+        let s = SecretString::from("tok");
+        for base in [
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+            format!("http://[::ffff:127.0.0.1]:{port}"),
+            format!("http://0.0.0.0:{port}"),
+            "http://169.254.169.254".to_owned(),
+            "http://10.0.0.1".to_owned(),
+            "https://[fd00::1]".to_owned(),
+            "http://[fe80::1]".to_owned(),
+        ] {
+            let a = app(&base);
+            let started = std::time::Instant::now();
+            let errors = [
+                exchange_code(&none, &LIMITS, &a, "c", None).await.err(),
+                refresh(&none, &LIMITS, &a, Some(&s)).await.err(),
+                refresh(&none, &LIMITS, &a, None).await.err(),
+                client_credentials(&none, &LIMITS, &a).await.err(),
+                revoke(&none, &LIMITS, &a, &s, TokenKind::RefreshToken)
+                    .await
+                    .err(),
+                discover(
+                    &none,
+                    &LIMITS,
+                    &format!("{base}/.well-known/openid-configuration"),
+                )
+                .await
+                .err(),
+            ];
+            for e in errors {
+                assert!(
+                    matches!(e, Some(OAuthError::Refused { .. })),
+                    "{base}: {e:?}"
+                );
+                assert!(!e.is_some_and(|e| e.is_transient()));
+            }
+            assert!(started.elapsed() < Duration::from_secs(2), "{base}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 0);
+        // The same listener is reached once loopback is allowed.
+        let e = client_credentials(&http(), &LIMITS, &app(&format!("http://localhost:{port}")))
+            .await
+            .unwrap_err();
+        assert!(!matches!(e, OAuthError::Refused { .. }), "{e:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
     #[tokio::test]
     async fn redirect_is_not_followed() {
         let (base, seen) = provider(vec![Canned::Raw(
