@@ -489,6 +489,7 @@ async fn outbound_allow_is_read_from_flag_environment_and_config_file_and_checke
         ("file", "::1/200"),
     ] {
         let mut cmd = command_on(&db, &site_config);
+        cmd.env_remove("CONNECTED_APPS_OUTBOUND_ALLOW");
         match how {
             "flag" => {
                 cmd.arg("--outbound-allow").arg(bad);
