@@ -8,7 +8,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::auth::{store as users, ADMINISTRATOR, GUEST, SYSTEM_MANAGER};
 use crate::configuration::{Settings, SiteConfig};
-use crate::db::{DatabaseUrl, Db, DbConnection};
+use crate::db::{DatabaseUrl, Db, DbConnection, DbOptions};
 use crate::error::AppResult;
 use crate::frappe::time::Clock;
 use crate::secrets::KeyRing;
@@ -52,8 +52,15 @@ impl Application {
 /// Opens the database (migrating it when asked), loads keys and builds the shared state.
 pub async fn build_state(settings: Settings) -> Result<AppState, String> {
     let url = DatabaseUrl::parse(&settings.database_url)?;
-    let db = Db::connect(&url, settings.db_pool_size, settings.db_timeout)?
-        .with_inline_reads(settings.inline_reads);
+    let db = Db::connect_with(
+        &url,
+        DbOptions {
+            sync_wait: settings.wsrep_sync_wait,
+            write_retries: settings.db_write_retries,
+            ..DbOptions::new(settings.db_pool_size, settings.db_timeout)
+        },
+    )?
+    .with_inline_reads(settings.inline_reads);
     if settings.auto_migrate {
         let db2 = db.clone();
         actix_web::rt::task::spawn_blocking(move || db2.migrate())
