@@ -277,6 +277,18 @@ impl AppError {
             err
         };
         match e {
+            // Galera may answer the ROLLBACK after a conflict at COMMIT with the conflict
+            // again; what counts is why the commit failed (the connection is then dropped).
+            Error::RollbackErrorOnCommit { commit_error, .. } => {
+                let mut err = Self::database(commit_error);
+                if err.db_failure.is_none() {
+                    err.db_failure = Some(DbFailure::Connection);
+                }
+                err
+            }
+            // A connection whose transaction state is unknown: dropped, never reused.
+            Error::BrokenTransactionManager => connection_lost(e),
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::conflict(e),
             Error::DatabaseError(_, info) if is_conflict_message(info.message()) => {
                 Self::conflict(e)
             }
@@ -382,7 +394,9 @@ fn exception_module(exc_type: &str) -> String {
 /// (`1205`): the server rolled the transaction back; running it again can succeed.
 fn is_conflict_message(m: &str) -> bool {
     let m = m.to_ascii_lowercase();
-    m.contains("deadlock found") || m.contains("lock wait timeout exceeded")
+    // InnoDB says "Deadlock found when trying to get lock"; Galera "WSREP detected
+    // deadlock/conflict and aborted the transaction".
+    m.contains("deadlock") || m.contains("lock wait timeout exceeded")
 }
 
 /// The connection or its node cannot serve queries: lost, refused, or a Galera node without

@@ -171,8 +171,14 @@ impl ManageConnection for Manager {
             .map_err(r2d2::Error::QueryError)
     }
 
+    /// Dropped instead of returned: a connection a query found dead, or one whose
+    /// transaction state diesel no longer knows (a failed ROLLBACK after a failed COMMIT).
     fn has_broken(&self, conn: &mut PoolConn) -> bool {
+        use diesel::connection::TransactionManager;
         conn.broken
+            || <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+                &mut conn.conn,
+            )
     }
 }
 
@@ -214,6 +220,14 @@ impl<'de> serde::Deserialize<'de> for SyncWait {
     }
 }
 
+/// Set once a connection of this process found itself on a Galera node.
+static GALERA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process talks to a Galera cluster (as far as `wsrep_sync_wait = auto` found).
+pub fn on_galera() -> bool {
+    GALERA.load(Ordering::Relaxed)
+}
+
 /// How the pool is built.
 #[derive(Debug, Clone)]
 pub struct DbOptions {
@@ -246,27 +260,26 @@ impl Customizer {
     /// On a Galera node, reads wait for the writes the cluster committed before them, so a
     /// document written through one instance (and node) is read back through another at once.
     fn sync_wait(&self, conn: &mut MysqlConnection) -> Result<(), r2d2::Error> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct On {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            on: String,
+        }
+        // `wsrep_on` is ON only on a node of a cluster; servers without wsrep support do not
+        // know the variable (an error here means "not Galera").
+        let galera = diesel::sql_query("SELECT CAST(@@GLOBAL.wsrep_on AS CHAR) AS `on`")
+            .load::<On>(conn)
+            .ok()
+            .and_then(|rows| rows.into_iter().next())
+            .is_some_and(|r| r.on == "1" || r.on.eq_ignore_ascii_case("on"));
+        if galera {
+            GALERA.store(true, Ordering::Relaxed);
+        }
         let value = match self.sync_wait {
             SyncWait::Value(v) => v,
-            SyncWait::Auto => {
-                #[derive(diesel::QueryableByName)]
-                struct On {
-                    #[diesel(sql_type = diesel::sql_types::Text)]
-                    on: String,
-                }
-                // `wsrep_on` is ON only on a node of a cluster; servers without wsrep support
-                // do not know the variable (an error here means "not Galera").
-                use diesel::RunQueryDsl;
-                let on = diesel::sql_query("SELECT CAST(@@GLOBAL.wsrep_on AS CHAR) AS `on`")
-                    .load::<On>(conn)
-                    .ok()
-                    .and_then(|rows| rows.into_iter().next())
-                    .is_some_and(|r| r.on == "1" || r.on.eq_ignore_ascii_case("on"));
-                if !on {
-                    return Ok(());
-                }
-                1
-            }
+            SyncWait::Auto if galera => 1,
+            SyncWait::Auto => return Ok(()),
         };
         conn.batch_execute(&format!("SET SESSION wsrep_sync_wait = {value}"))
             .map_err(r2d2::Error::QueryError)

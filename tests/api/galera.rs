@@ -152,7 +152,7 @@ impl Instance {
         }
         match r.send().await {
             Ok(r) => status_json(r).await,
-            Err(e) => (0, json!({ "transport_error": e.to_string() })),
+            Err(e) => (0, json!({ "transport_error": format!("{e:?}") })),
         }
     }
 
@@ -171,6 +171,11 @@ impl Instance {
 
 /// Two instances on one new cluster database: A writes through node 1, B through node 2.
 async fn two_instances(change: impl Fn(&mut Settings)) -> (ClusterDb, Instance, Instance) {
+    // The service's warnings and errors appear in a failing test's output.
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter("warn")
+        .try_init();
     let db = ClusterDb::new();
     let mut sa = db.settings(0);
     change(&mut sa);
