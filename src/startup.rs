@@ -133,12 +133,18 @@ fn site_time_zone(db: &Db) -> Option<String> {
 pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String> {
     let given = state.settings.admin_password.clone();
     let now = state.clock.now();
+    // Instances starting together on an empty database may race here: the loser of a
+    // conflict runs again (`Db::write`), and a user another instance created first counts.
+    let created_by_other = |e: &crate::error::AppError, conn: &mut DbConnection, name: &str| {
+        e.status == actix_web::http::StatusCode::CONFLICT
+            && users::find_user(conn, name).ok().flatten().is_some()
+    };
     state
         .db
-        .run(move |conn| -> AppResult<Option<String>> {
+        .write(move |conn| -> AppResult<Option<String>> {
             let mut generated = None;
             if users::find_user(conn, ADMINISTRATOR)?.is_none() {
-                let password = match given {
+                let password = match given.clone() {
                     Some(p) => p,
                     None => {
                         let p = crate::secrets::random_token(20);
@@ -146,7 +152,7 @@ pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String>
                         p
                     }
                 };
-                users::create_user(
+                let made = users::create_user(
                     conn,
                     &users::NewUser {
                         email: ADMINISTRATOR,
@@ -156,10 +162,15 @@ pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String>
                         now,
                         by: ADMINISTRATOR,
                     },
-                )?;
+                );
+                match made {
+                    Ok(()) => {}
+                    Err(e) if created_by_other(&e, conn, ADMINISTRATOR) => generated = None,
+                    Err(e) => return Err(e),
+                }
             }
             if users::find_user(conn, GUEST)?.is_none() {
-                users::create_user(
+                let made = users::create_user(
                     conn,
                     &users::NewUser {
                         email: GUEST,
@@ -169,7 +180,12 @@ pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String>
                         now,
                         by: ADMINISTRATOR,
                     },
-                )?;
+                );
+                match made {
+                    Ok(()) => {}
+                    Err(e) if created_by_other(&e, conn, GUEST) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok(generated)
         })
