@@ -23,6 +23,7 @@ mod oauth_flow;
 mod oauth_tokens;
 mod operations;
 mod outage;
+mod replay;
 mod rest;
 mod rotation_load;
 mod schemathesis;
