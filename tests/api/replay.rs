@@ -286,6 +286,7 @@ impl SubMap {
             m.add(&once(&rec), &once(&live), true);
             m.add(&once(&once(&rec)), &once(&once(&live)), true);
         }
+        m.sorted();
         m
     }
 
@@ -1973,4 +1974,120 @@ async fn the_frappe_recordings_replay_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_frappe_recordings_replay_on_mariadb() {
     replay_and_check(Backend::Mysql).await;
+}
+
+// ------------------------------------------------------------------------------------------------
+// the comparison rules on recorded bodies (no server): what they accept and what they catch
+// ------------------------------------------------------------------------------------------------
+
+fn recorded(name: &str) -> Value {
+    let text = std::fs::read_to_string(fixtures_dir().join(format!("{name}.json")))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    serde_json::from_str(&text).expect("exchange JSON")
+}
+
+/// The recorded create response as another server would answer it: other names, timestamps and
+/// base URL, same meaning.
+fn live_101(map: &mut SubMap) -> (Value, Value) {
+    let rec = recorded("101-ca-create-full")["response"]["body"].clone();
+    let mut text = rec
+        .to_string()
+        .replace(RECORDED_BASE, "http://127.0.0.1:8001");
+    for (i, row) in [
+        "90c7bdi80h",
+        "n3v0cls6a7",
+        "mkl5pti991",
+        "v18ib96trr",
+        "j07q84id39",
+    ]
+    .iter()
+    .enumerate()
+    {
+        text = text.replace(row, &format!("abcdefgh1{i}"));
+    }
+    text = text.replace("2026-11-28 10:23:03.273060", "2031-01-02 03:04:05.000006");
+    let live: Value = serde_json::from_str(&text).expect("json");
+    learn(&rec, &live, map, ("x", "y"), None, 0, true);
+    map.sorted();
+    (rec, live)
+}
+
+fn diffs(map: &SubMap, exp: &Value, act: &Value, ordered: bool) -> Vec<String> {
+    let mut c = Cmp::new(map, ordered, false);
+    c.compare(exp, act, "", None, 0);
+    c.diffs
+}
+
+#[test]
+fn the_rules_accept_other_names_timestamps_and_base_url_and_learn_them() {
+    let mut map = SubMap::new("http://127.0.0.1:8001", 9100);
+    let (rec, live) = live_101(&mut map);
+    assert_eq!(diffs(&map, &rec, &live, true), Vec::<String>::new());
+    assert_eq!(map.map["90c7bdi80h"], "abcdefgh10");
+    assert_eq!(map.map["90C7BDI80H"], "ABCDEFGH10");
+    assert_eq!(
+        map.apply("/api/resource/Connected%20App/90c7bdi80h"),
+        "/api/resource/Connected%20App/abcdefgh10"
+    );
+    assert_eq!(
+        map.apply("http%3A%2F%2F127.0.0.1%3A8000%2Fx"),
+        "http%3A%2F%2F127.0.0.1%3A8001%2Fx"
+    );
+}
+
+#[test]
+fn the_rules_catch_a_changed_value_a_missing_or_extra_key_and_a_bad_timestamp() {
+    let mut map = SubMap::new("http://127.0.0.1:8001", 9100);
+    let (rec, live) = live_101(&mut map);
+    let mut bad = live.clone();
+    bad["data"]["client_id"] = json!("other");
+    let d = diffs(&map, &rec, &bad, true);
+    assert!(d.len() == 1 && d[0].starts_with("data.client_id"), "{d:?}");
+    let mut bad = live.clone();
+    bad["data"].as_object_mut().unwrap().remove("redirect_uri");
+    bad["data"]["extra"] = json!(1);
+    assert_eq!(diffs(&map, &rec, &bad, true).len(), 2);
+    let mut bad = live.clone();
+    bad["data"]["creation"] = json!("2026-11-28T10:23:03");
+    assert_eq!(diffs(&map, &rec, &bad, true).len(), 1);
+    let mut bad = live.clone();
+    bad["data"]["scopes"][0]["scope"] = json!("profile");
+    assert_eq!(diffs(&map, &rec, &bad, true).len(), 1);
+    let mut bad = live;
+    bad["data"]["docstatus"] = json!("0");
+    assert_eq!(diffs(&map, &rec, &bad, true).len(), 1);
+}
+
+#[test]
+fn lists_without_order_by_compare_as_multisets_and_with_order_by_in_order() {
+    let map = SubMap::new("http://127.0.0.1:8001", 9100);
+    let rec = recorded("105-ca-list-noparams")["response"]["body"].clone();
+    let mut reversed = rec.clone();
+    reversed["data"].as_array_mut().unwrap().reverse();
+    assert_eq!(diffs(&map, &rec, &reversed, false), Vec::<String>::new());
+    let mut short = rec.clone();
+    short["data"].as_array_mut().unwrap().pop();
+    assert_eq!(diffs(&map, &rec, &short, false).len(), 1);
+    let rec = recorded("112-ca-list-order-by")["response"]["body"].clone();
+    let mut reversed = rec.clone();
+    reversed["data"].as_array_mut().unwrap().reverse();
+    assert!(!diffs(&map, &rec, &reversed, true).is_empty());
+}
+
+#[test]
+fn error_bodies_compare_messages_by_text_and_a_traceback_is_a_security_finding() {
+    let map = SubMap::new("http://127.0.0.1:8001", 9100);
+    let rec = recorded("131-ca-post-missing-provider-name")["response"]["body"].clone();
+    let mut live: Value =
+        serde_json::from_str(&rec.to_string().replace("p75632cqfm", "ab12cd34ef")).unwrap();
+    live["exc"] = json!("[]");
+    let mut c = Cmp::new(&map, true, false);
+    c.compare(&rec, &live, "", None, 0);
+    assert!(c.diffs.is_empty() && c.security.is_empty(), "{:?}", c.diffs);
+    live["_server_messages"] =
+        json!(json!([json!({"message": "something else"}).to_string()]).to_string());
+    assert_eq!(diffs(&map, &rec, &live, true).len(), 1);
+    let mut c = Cmp::new(&map, true, false);
+    c.compare(&rec, &rec, "", None, 0);
+    assert!(!c.security.is_empty(), "Frappe's own traceback is flagged");
 }
