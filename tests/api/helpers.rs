@@ -262,10 +262,10 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_connected-apps"))
 }
 
-/// The shared Frappe reference material.
+/// The Frappe v15 reference recordings kept in the repository (`tests/fixtures/frappe-reference`).
 pub fn reference(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/frappe-reference")
+        .join("tests/fixtures/frappe-reference")
         .join(path)
 }
 
