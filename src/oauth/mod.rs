@@ -3,6 +3,7 @@
 pub mod client;
 pub mod flow;
 pub mod store;
+pub mod token_cache;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
