@@ -29,12 +29,12 @@ struct Site {
 
 async fn site(backend: Backend) -> Site {
     // A short margin by default; tests that must see any use of a token set a long one.
-    site_with(backend, 60).await
+    site_with(backend, 60, &[]).await
 }
 
 /// `margin`: refresh this many seconds before expiry. With a margin longer than the provider's
 /// token lifetime, any use of a stored token refreshes it first, so a use shows at the provider.
-async fn site_with(backend: Backend, margin: u64) -> Site {
+async fn site_with(backend: Backend, margin: u64, jane_roles: &[&str]) -> Site {
     let app = spawn_app_with(backend, |s| {
         s.refresh_margin = std::time::Duration::from_secs(margin)
     })
@@ -54,7 +54,7 @@ async fn site_with(backend: Backend, margin: u64) -> Site {
     }))
     .await;
     point_at(&app, &a, &provider).await;
-    let jane = app.user(JANE, &[]).await;
+    let jane = app.user(JANE, jane_roles).await;
     let mary_jane = app.user(MARY_JANE, &[]).await;
     Site {
         app,
@@ -223,7 +223,7 @@ async fn asking_for_an_app_named_like_the_start_of_another_users_connection_is_a
         // Arrange: mary-jane is connected to `a`; her Token Cache is `<a>-mary-jane@corp.example`,
         // which is also `<a>-mary` + `-` + `jane@corp.example`. A long margin makes any use of
         // her token refresh it, so a use would show at the provider.
-        let s = site_with(backend, 7200).await;
+        let s = site_with(backend, 7200, &[]).await;
         s.connect(&s.mary_jane, &s.a).await;
         let theirs = s
             .stored_access_token(&format!("{}-{MARY_JANE}", s.a))
@@ -306,7 +306,7 @@ async fn with_apps_a_and_a_mary_jane_never_gets_or_overwrites_mary_janes_connect
     for backend in BACKENDS {
         // Arrange: apps `a` and `<a>-mary` both exist; mary-jane is connected to `a`, so the
         // Token Cache `<a>-mary-jane@corp.example` is hers (user mary-jane, app `a`).
-        let s = site_with(backend, 7200).await;
+        let s = site_with(backend, 7200, &[]).await;
         let dashed = format!("{}-mary", s.a);
         s.add_app_named(&dashed).await;
         s.connect(&s.mary_jane, &s.a).await;
@@ -605,5 +605,60 @@ async fn a_token_caches_user_and_connected_app_cannot_be_changed_to_make_it_some
             )
             .await;
         assert_eq!(status, 200, "{backend:?}: {v}");
+    }
+}
+
+#[tokio::test]
+async fn the_app_page_never_shows_or_disconnects_another_users_connection_that_has_the_same_name() {
+    let chromium = std::path::Path::new("/usr/bin/chromium");
+    let e2e = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    assert!(
+        chromium.is_file(),
+        "/usr/bin/chromium is missing (./scripts/test installs it)"
+    );
+    assert!(
+        e2e.join("node_modules/playwright-core").is_dir(),
+        "tests/e2e/node_modules is missing: run `npm ci` there (./scripts/test does it)"
+    );
+    for backend in BACKENDS {
+        // Arrange: jane is a System Manager (she may read every Token Cache); mary-jane is
+        // connected to `a`, so `<a>-mary-jane@corp.example` is hers.
+        let s = site_with(backend, 60, &["System Manager"]).await;
+        let dashed = format!("{}-mary", s.a);
+        s.add_app_named(&dashed).await;
+        s.connect(&s.mary_jane, &s.a).await;
+
+        // Act: jane opens `<a>-mary`'s page in the browser.
+        let node = std::env::var_os("NODE").unwrap_or_else(|| "node".into());
+        let out = tokio::process::Command::new(node)
+            .arg("identity.mjs")
+            .current_dir(&e2e)
+            .env("SERVICE_URL", &s.app.address)
+            .env("LOGIN_USER", JANE)
+            .env("LOGIN_PASSWORD", "pass-word-1")
+            .env("APP", &dashed)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("run node tests/e2e/identity.mjs");
+
+        // Assert: the page says jane is not connected and offers no Disconnect of mary-jane's.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("step: all passed"),
+            "{backend:?}: the browser test failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+        // mary-jane's connection is untouched.
+        let (status, v) = s
+            .app
+            .post(&s.mary_jane, HAS_TOKEN, &json!({"connected_app": s.a}))
+            .await;
+        assert_eq!(
+            (status, &v["message"]),
+            (200, &json!(true)),
+            "{backend:?}: {v}"
+        );
     }
 }
