@@ -31,4 +31,5 @@ mod rotation_load;
 mod schemathesis;
 mod secrets_leak;
 mod storage;
+mod token_identity;
 mod two_process_load;
