@@ -15,6 +15,7 @@ mod foundation;
 mod hostile;
 mod injection;
 mod isolation;
+mod limits;
 mod lists;
 mod migration;
 mod misbehaving_provider;
