@@ -108,16 +108,20 @@ pub async fn get_list(
                 }
                 None => Vec::new(),
             };
+            // Child rows by parent (names match case-insensitively), in their order.
+            let mut by_parent: HashMap<String, Vec<&super::Row>> = HashMap::new();
+            for c in &children {
+                if let Some(p) = c.get_str("parent") {
+                    by_parent.entry(p.to_ascii_lowercase()).or_default().push(c);
+                }
+            }
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 let kids: Vec<&super::Row> = match child_tables.first() {
-                    Some(_) => children
-                        .iter()
-                        .filter(|c| {
-                            c.get_str("parent")
-                                .is_some_and(|p| p.eq_ignore_ascii_case(&row.name))
-                        })
-                        .collect(),
+                    Some(_) => by_parent
+                        .get(&row.name.to_ascii_lowercase())
+                        .cloned()
+                        .unwrap_or_default(),
                     None => Vec::new(),
                 };
                 let variants: Vec<Option<&super::Row>> =

@@ -395,3 +395,61 @@ async fn metrics_label_unknown_http_methods_as_other() {
         }
     }
 }
+
+/// A list with a child-table field and no page limit binds its rows' names to read their
+/// child rows: 66,000 rows used to exceed MariaDB's 65,535 placeholders (a 500) and matched
+/// child rows to parents in quadratic time. The names are now bound in chunks and the
+/// children grouped by parent.
+#[tokio::test]
+async fn an_unlimited_list_with_a_child_field_over_66000_rows_is_answered_whole() {
+    const ROWS: usize = 66_000;
+    for backend in [Backend::Mysql, Backend::Sqlite] {
+        let app = spawn_app(backend).await;
+        let user = app.user("plain@example.com", &[]).await;
+        let mut conn = app.db.raw();
+        let stamp = "2026-01-01 00:00:00.000000";
+        for start in (0..ROWS).step_by(2_000) {
+            let range = start..(start + 2_000).min(ROWS);
+            let apps: Vec<String> = range
+                .clone()
+                .map(|i| {
+                    format!(
+                        "('bulk-{i:06}', '{stamp}', '{stamp}', 'Administrator', \
+                         'Administrator', 'P{i}')"
+                    )
+                })
+                .collect();
+            let scopes: Vec<String> = range
+                .map(|i| {
+                    format!(
+                        "('sc-{i:06}', '{stamp}', '{stamp}', 's{i}', 'bulk-{i:06}', 'scopes', \
+                         'Connected App', 1)"
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO `tabConnected App` (`name`, `creation`, `modified`, `owner`, \
+                 `modified_by`, `provider_name`) VALUES {};
+                 INSERT INTO `tabOAuth Scope` (`name`, `creation`, `modified`, `scope`, \
+                 `parent`, `parentfield`, `parenttype`, `idx`) VALUES {};",
+                apps.join(", "),
+                scopes.join(", ")
+            );
+            diesel::connection::SimpleConnection::batch_execute(&mut conn, &sql).unwrap();
+        }
+        let body = json!({
+            "doctype": "Connected App",
+            "fields": ["name", "`tabOAuth Scope`.scope"],
+            "order_by": "name asc",
+            "limit_page_length": 0,
+        });
+        let (status, v) = app.post(&user, GET_LIST, &body).await;
+        assert_eq!(status, 200, "{backend:?}: {v}");
+        let rows = v["message"].as_array().unwrap();
+        assert_eq!(rows.len(), ROWS, "{backend:?}");
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row["name"], format!("bulk-{i:06}"), "{backend:?}");
+            assert_eq!(row["scope"], format!("s{i}"), "{backend:?}");
+        }
+    }
+}
