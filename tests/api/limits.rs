@@ -61,10 +61,12 @@ async fn seventy_thousand_in_values_and_thirty_thousand_filters_are_a_quick_frap
                 let (status, v) = app.post(&user, path, &body).await;
                 let took = started.elapsed();
                 let what = format!("{backend:?} {what} as {key} to {path}");
+                println!("{what}: {status} in {took:?}");
                 assert_refused(&what, status, &v, words);
-                // Well under the half second a single such request used to cost; generous
-                // for a loaded test machine.
-                assert!(took < Duration::from_secs(2), "{what} took {took:?}");
+                // Refused before any filter is parsed: the time is the body's transfer and
+                // JSON decoding (0.2-0.6 s in a debug build on a machine loaded 10 times over
+                // its cores); the bound leaves room for a busier one.
+                assert!(took < Duration::from_secs(3), "{what} took {took:?}");
             }
             // Filters given as a JSON string are decoded, then counted.
             let body = json!({"doctype": "Connected App", "filters": filters.to_string()});
