@@ -16,6 +16,7 @@ mod galera;
 mod hostile;
 mod injection;
 mod isolation;
+mod limits;
 mod lists;
 mod migration;
 mod misbehaving_provider;
