@@ -13,6 +13,7 @@ mod cli;
 mod compat;
 mod foundation;
 mod frappe_calls;
+mod galera;
 mod hostile;
 mod injection;
 mod isolation;
