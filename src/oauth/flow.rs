@@ -753,7 +753,7 @@ pub async fn backend_app_token(
                 store::lock(conn, &TOKEN_CACHE, &n)?;
                 let own = Key::app_itself(app.name());
                 let mut tc = match token_cache::slot(conn, &own)? {
-                    Slot::Own(tc) => tc,
+                    Slot::Own(tc) => *tc,
                     Slot::Taken(_) => return Err(token_cache::taken(&own)),
                     Slot::Free(_) => {
                         let now = state.clock.now();

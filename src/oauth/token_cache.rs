@@ -68,7 +68,7 @@ impl Key {
 /// What a connection's name holds.
 pub enum Slot {
     /// This connection's own row.
-    Own(Doc),
+    Own(Box<Doc>),
     /// No row has the name yet.
     Free(String),
     /// The name belongs to another connection (or to a row whose columns do not match it).
@@ -79,7 +79,7 @@ pub enum Slot {
 pub fn slot(conn: &mut DbConnection, key: &Key) -> AppResult<Slot> {
     let name = key.name();
     Ok(match store::load(conn, &TOKEN_CACHE, &name)? {
-        Some(tc) if key.matches(&tc) => Slot::Own(tc),
+        Some(tc) if key.matches(&tc) => Slot::Own(Box::new(tc)),
         Some(tc) => Slot::Taken(tc.name().to_string()),
         None => Slot::Free(name),
     })
@@ -88,7 +88,7 @@ pub fn slot(conn: &mut DbConnection, key: &Key) -> AppResult<Slot> {
 /// The connection's own row, if it has one.
 pub fn load(conn: &mut DbConnection, key: &Key) -> AppResult<Option<Doc>> {
     Ok(match slot(conn, key)? {
-        Slot::Own(tc) => Some(tc),
+        Slot::Own(tc) => Some(*tc),
         Slot::Free(_) | Slot::Taken(_) => None,
     })
 }
