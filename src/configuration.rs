@@ -32,12 +32,19 @@ pub struct Settings {
     /// Run short reads on the request's own worker thread when a pooled connection is idle,
     /// instead of handing them to the blocking pool (see `Db::read`).
     pub inline_reads: bool,
+    /// `wsrep_sync_wait` of the service's MariaDB sessions (`auto`: 1 on a Galera node).
+    pub wsrep_sync_wait: crate::db::SyncWait,
+    /// Times a write that lost a conflict to a concurrent writer runs again.
+    pub db_write_retries: u32,
     /// Largest accepted request body.
     pub body_limit: usize,
     /// Outbound HTTP (OAuth providers).
     pub http_connect_timeout: Duration,
     pub http_timeout: Duration,
     pub http_max_response: usize,
+    /// Networks and host names provider requests may reach although they are not public
+    /// (loopback, private, link-local…); everything else non-public is refused.
+    pub outbound_allow: crate::oauth::outbound::OutboundAllow,
     /// How long an authorization `state` stays valid.
     pub state_ttl: Duration,
     /// Refresh a token this long before it expires.
@@ -72,10 +79,13 @@ impl Default for Settings {
             db_pool_size: 16,
             db_timeout: Duration::from_secs(3),
             inline_reads: true,
+            wsrep_sync_wait: crate::db::SyncWait::Auto,
+            db_write_retries: crate::db::DEFAULT_WRITE_RETRIES,
             body_limit: 1024 * 1024,
             http_connect_timeout: Duration::from_secs(5),
             http_timeout: Duration::from_secs(15),
             http_max_response: 1024 * 1024,
+            outbound_allow: Default::default(),
             state_ttl: Duration::from_secs(600),
             refresh_margin: Duration::from_secs(60),
             api_key_cache_ttl: Duration::from_secs(30),
@@ -103,10 +113,14 @@ pub struct FileSettings {
     pub db_pool_size: Option<u32>,
     pub db_timeout_secs: Option<u64>,
     pub inline_reads: Option<bool>,
+    pub wsrep_sync_wait: Option<crate::db::SyncWait>,
+    pub db_write_retries: Option<u32>,
     pub body_limit: Option<usize>,
     pub http_connect_timeout_secs: Option<u64>,
     pub http_timeout_secs: Option<u64>,
     pub http_max_response: Option<usize>,
+    /// `"127.0.0.0/8,::1"` or `["127.0.0.0/8", "::1"]`.
+    pub outbound_allow: Option<crate::oauth::outbound::OutboundAllow>,
     pub state_ttl_secs: Option<u64>,
     pub refresh_margin_secs: Option<u64>,
     pub api_key_cache_ttl_secs: Option<u64>,
@@ -150,8 +164,11 @@ impl Settings {
             workers,
             db_pool_size,
             inline_reads,
+            wsrep_sync_wait,
+            db_write_retries,
             body_limit,
             http_max_response,
+            outbound_allow,
             login_max_failures
         );
         if f.admin_password.is_some() {
@@ -251,6 +268,7 @@ impl std::fmt::Debug for Settings {
             .field("db_pool_size", &self.db_pool_size)
             .field("inline_reads", &self.inline_reads)
             .field("body_limit", &self.body_limit)
+            .field("outbound_allow", &self.outbound_allow.to_string())
             .finish_non_exhaustive()
     }
 }

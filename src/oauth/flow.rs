@@ -97,13 +97,20 @@ pub fn endpoints(state: &AppState, conn: &mut DbConnection, app: &Doc) -> AppRes
 }
 
 /// A provider failure as a Frappe-shaped 4xx (or 503 when the provider is unreachable).
+///
+/// Every failure to get an answer at all (a destination `outbound_allow` refuses, a refused
+/// connection, a DNS failure, a timeout) is the same 503 with the same words, naming no
+/// address, port or cause: a caller who may set an app's URLs cannot use the answers to map
+/// internal hosts and services. The cause is logged server-side.
 pub fn provider_error(e: &OAuthError) -> AppError {
     match e {
         OAuthError::InvalidTokenType => AppError::validation("Received an invalid token type."),
-        OAuthError::Unreachable { .. } | OAuthError::Timeout { .. } => AppError::thrown(
+        OAuthError::Unreachable { .. }
+        | OAuthError::Timeout { .. }
+        | OAuthError::Refused { .. } => AppError::thrown(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailableError",
-            format!("The OAuth provider could not be reached: {e}"),
+            "The OAuth provider could not be reached or did not answer in time.",
         ),
         OAuthError::Provider { status, .. } if *status >= 500 => AppError::thrown(
             actix_web::http::StatusCode::BAD_GATEWAY,
@@ -150,7 +157,7 @@ pub async fn initiate(
     let st = StatePtr::new(state);
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let state = st.get();
             let now = state.clock.now();
             let ep = endpoints(state, conn, &app)?;
@@ -308,7 +315,7 @@ pub async fn callback(
     let st = StatePtr::new(state);
     let success_uri = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let state = st.get();
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &name2)?;
@@ -476,7 +483,7 @@ pub async fn get_access_token(
         let lease = state.settings.http_timeout.as_secs() as i64 + 5;
         let taken = state
             .db
-            .run(move |conn| {
+            .write(move |conn| {
                 let now = clock.now();
                 oauth_store::take_lease(conn, &n2, &o2, now, now + chrono::Duration::seconds(lease))
             })
@@ -490,7 +497,7 @@ pub async fn get_access_token(
             let (n3, o3) = (name.clone(), owner.clone());
             let _ = state
                 .db
-                .run(move |conn| oauth_store::release_lease(conn, &n3, &o3))
+                .write(move |conn| oauth_store::release_lease(conn, &n3, &o3))
                 .await;
             result?;
             continue;
@@ -613,7 +620,7 @@ async fn refresh_now(state: &SharedState, name: &str, caller: &str) -> AppResult
             let st = StatePtr::new(state);
             state
                 .db
-                .run(move |conn| {
+                .write(move |conn| {
                     let state = st.get();
                     crate::db::write_transaction(conn, |conn| {
                         store::lock(conn, &TOKEN_CACHE, &n)?;
@@ -631,7 +638,7 @@ async fn refresh_now(state: &SharedState, name: &str, caller: &str) -> AppResult
             let n = name.to_string();
             state
                 .db
-                .run(move |conn| {
+                .write(move |conn| {
                     let mut ts = oauth_store::token_state(conn, &n)?.unwrap_or_default();
                     ts.token_cache = n.clone();
                     ts.needs_reconnect = 1;
@@ -682,8 +689,16 @@ pub async fn backend_app_token(
         .await?;
     let name = token_cache_name(app.name(), None);
     let margin = state.settings.refresh_margin.as_secs() as i64;
+    let asked = std::time::Instant::now();
     let lock = state.oauth.lock_for(&name);
-    let _guard = lock.lock().await;
+    let mut last_failure = lock.lock().await;
+    // A request for this token that failed while this call waited answers this call too, so
+    // callers queued behind a hanging provider do not each wait out the timeout in turn.
+    if let Some((failed_at, e)) = last_failure.as_ref() {
+        if *failed_at >= asked {
+            return Err(e.clone());
+        }
+    }
     match read_fresh(state, &name, margin, None).await {
         Ok(Some(v)) => return Ok(v),
         Ok(None) => {}
@@ -701,13 +716,21 @@ pub async fn backend_app_token(
         Ok(_) => Outcome::Ok,
         Err(_) => Outcome::Failed,
     });
-    let tokens = tokens.map_err(|e| provider_error(&e))?;
+    let tokens = match tokens {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(connected_app = %app.name(), error = %e, "client credentials request failed");
+            let e = provider_error(&e);
+            *last_failure = Some((std::time::Instant::now(), e.clone()));
+            return Err(e);
+        }
+    };
     let n = name.clone();
     let by = caller.to_string();
     let st = StatePtr::new(state);
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let state = st.get();
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &n)?;
@@ -831,7 +854,10 @@ pub async fn fill_from_discovery(
         .to_string();
     let d = client::discover(&state.http, &limits(state), &url)
         .await
-        .map_err(|e| provider_error(&e))?;
+        .map_err(|e| {
+            tracing::warn!(connected_app = %app.name(), error = %e, "OpenID discovery failed");
+            provider_error(&e)
+        })?;
     let mut body = Map::new();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {

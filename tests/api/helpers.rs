@@ -101,6 +101,9 @@ pub struct TestApp {
     pub site_config: PathBuf,
 }
 
+/// The `outbound_allow` of tests: the providers they start listen on loopback.
+pub const LOOPBACK: &str = "127.0.0.0/8,::1";
+
 /// Settings for a test: the given database, a new site config, port 0.
 pub fn test_settings(db: &TestDb) -> Settings {
     Settings {
@@ -112,6 +115,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
         workers: 2,
         db_pool_size: 8,
         time_zone: Some("Asia/Kolkata".into()),
+        // The test provider and the fake endpoints listen on loopback.
+        outbound_allow: LOOPBACK.parse().expect("outbound_allow"),
         ..Settings::default()
     }
 }
