@@ -812,9 +812,10 @@ fn learn(
             if key.is_some_and(|k| NAME_KEYS.contains(&k)) && is_random_name(e) && is_random_name(a)
             {
                 map.add_name(e, a);
-            } else if is_timestamp(e) && is_timestamp(a) {
-                map.add(e, a, false);
-            } else if key == Some("state") && is_state(e) && is_state(a) {
+            } else if (is_timestamp(e) && is_timestamp(a))
+                || (key == Some("state") && is_state(e) && is_state(a))
+            {
+                // timestamps, and OAuth states that appear in a body
                 map.add(e, a, false);
             } else if e.starts_with(&format!("{}/authorize?", providers.0))
                 && a.starts_with(&format!("{}/authorize?", providers.1))
