@@ -184,6 +184,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Stri
     let server = HttpServer::new(move || {
         App::new()
             .wrap(crate::routes::frappe_errors())
+            .wrap(actix_web::middleware::from_fn(crate::routes::cors))
             .wrap(actix_web::middleware::from_fn(crate::routes::observe))
             .app_data(state.clone())
             .configure(|cfg| crate::routes::configure(cfg, body_limit))
