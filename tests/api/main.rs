@@ -13,6 +13,7 @@ mod cli;
 mod compat;
 mod csrf;
 mod foundation;
+mod galera;
 mod hostile;
 mod injection;
 mod isolation;
