@@ -95,6 +95,9 @@ pub struct GlobalOptions {
     /// Session lifetime in seconds [default: 612000, Frappe's 170 hours]
     #[arg(long, global = true, env = "CONNECTED_APPS_SESSION_TTL_SECS")]
     pub session_ttl_secs: Option<u64>,
+    /// Origins whose pages may use the session cookie (Frappe's allow_cors), comma-separated, or * [default: none; the site config's allow_cors is added]
+    #[arg(long, global = true, env = "CONNECTED_APPS_ALLOW_CORS")]
+    pub allow_cors: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -195,6 +198,10 @@ impl GlobalOptions {
             login_max_failures: self.login_max_failures,
             login_lockout_secs: self.login_lockout_secs,
             session_ttl_secs: self.session_ttl_secs,
+            allow_cors: self
+                .allow_cors
+                .clone()
+                .map(crate::configuration::AllowCors::One),
             ..Default::default()
         });
         Ok(s)

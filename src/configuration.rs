@@ -58,6 +58,11 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// Apply migrations when `serve` starts.
     pub auto_migrate: bool,
+    /// Origins (`https://app.example`) whose pages may act with a user's session cookie:
+    /// logins and cookie-authenticated writes from them are accepted, and they get CORS
+    /// headers, as Frappe's `allow_cors`; `*` allows every origin. The site config's
+    /// `allow_cors` (a list or one string, as Frappe reads it) is added to these.
+    pub allow_cors: Vec<String>,
 }
 
 impl Default for Settings {
@@ -93,6 +98,7 @@ impl Default for Settings {
             login_lockout: Duration::from_secs(300),
             session_ttl: Duration::from_secs(170 * 3600),
             auto_migrate: true,
+            allow_cors: Vec::new(),
         }
     }
 }
@@ -127,6 +133,29 @@ pub struct FileSettings {
     pub login_max_failures: Option<u32>,
     pub login_lockout_secs: Option<u64>,
     pub session_ttl_secs: Option<u64>,
+    pub allow_cors: Option<AllowCors>,
+}
+
+/// `allow_cors` as Frappe's site config holds it: one origin (or `*`) or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum AllowCors {
+    One(String),
+    List(Vec<String>),
+}
+
+impl AllowCors {
+    /// The origins, trimmed, without empty entries.
+    pub fn origins(self) -> Vec<String> {
+        let list = match self {
+            AllowCors::One(s) => s.split(',').map(str::to_string).collect(),
+            AllowCors::List(l) => l,
+        };
+        list.into_iter()
+            .map(|o| o.trim().trim_end_matches('/').to_string())
+            .filter(|o| !o.is_empty())
+            .collect()
+    }
 }
 
 impl Settings {
@@ -177,6 +206,9 @@ impl Settings {
         if f.time_zone.is_some() {
             self.time_zone = f.time_zone;
         }
+        if let Some(v) = f.allow_cors {
+            self.allow_cors = v.origins();
+        }
         macro_rules! set_secs {
             ($($file:ident => $field:ident),*) => { $( if let Some(v) = f.$file { self.$field = secs(v); } )* };
         }
@@ -196,6 +228,9 @@ pub struct SiteConfig {
     /// Keys that decrypt older values (left by `rotate-key` while it runs).
     #[serde(default)]
     pub previous_encryption_keys: Vec<String>,
+    /// Frappe's `allow_cors`: origins whose pages may use the session cookie.
+    #[serde(default)]
+    pub allow_cors: Option<AllowCors>,
 }
 
 impl SiteConfig {
@@ -268,6 +303,7 @@ impl std::fmt::Debug for Settings {
             .field("db_pool_size", &self.db_pool_size)
             .field("inline_reads", &self.inline_reads)
             .field("body_limit", &self.body_limit)
+            .field("allow_cors", &self.allow_cors)
             .field("outbound_allow", &self.outbound_allow.to_string())
             .finish_non_exhaustive()
     }

@@ -222,6 +222,14 @@ impl AppError {
         e
     }
 
+    /// 400 `CSRFTokenError`, as Frappe's `validate_csrf_token` throws it with the traceback
+    /// disabled (no `exception`, no `exc`).
+    pub fn csrf(message: impl Into<String>) -> Self {
+        let mut e = Self::new(StatusCode::BAD_REQUEST, "CSRFTokenError");
+        e.messages.push(ServerMessage::raised(message));
+        e
+    }
+
     /// 413: the body is larger than the configured limit.
     pub fn too_large(limit: usize) -> Self {
         Self::thrown(

@@ -50,7 +50,7 @@ impl Application {
 }
 
 /// Opens the database (migrating it when asked), loads keys and builds the shared state.
-pub async fn build_state(settings: Settings) -> Result<AppState, String> {
+pub async fn build_state(mut settings: Settings) -> Result<AppState, String> {
     let url = DatabaseUrl::parse(&settings.database_url)?;
     let db = Db::connect_with(
         &url,
@@ -81,6 +81,14 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
         }
     };
     let clock = Clock::from_name(&tz_name)?;
+    // Frappe's site config `allow_cors` adds to the service's own setting.
+    if let Some(site_cors) = site.allow_cors.clone() {
+        for origin in site_cors.origins() {
+            if !settings.allow_cors.contains(&origin) {
+                settings.allow_cors.push(origin);
+            }
+        }
+    }
     let public_url = if settings.public_url_explicit {
         settings.public_url.clone()
     } else {
@@ -200,6 +208,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Stri
     let server = HttpServer::new(move || {
         App::new()
             .wrap(crate::routes::frappe_errors())
+            .wrap(actix_web::middleware::from_fn(crate::routes::cors))
             .wrap(actix_web::middleware::from_fn(crate::routes::observe))
             // Outermost (the last `wrap`): every other middleware and the router see a `cmd`
             // request or a trailing method part already as `/api/method/<name>`.

@@ -1,6 +1,7 @@
 //! Who is calling: API keys (`token key:secret` or Basic), `sid` sessions, or Guest; their
 //! roles; logins and logouts.
 
+pub mod csrf;
 pub mod store;
 pub mod throttle;
 
@@ -161,6 +162,7 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let creds = credentials(req);
+        let req = req.clone();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
             match creds? {
@@ -168,9 +170,24 @@ impl FromRequest for CurrentUser {
                 Credentials::ApiKey { key, secret } => {
                     authenticate_api_key(&state, key, secret).await
                 }
-                Credentials::Session(sid) => Ok(authenticate_session(&state, sid)
-                    .await?
-                    .unwrap_or_else(CurrentUser::guest)),
+                Credentials::Session(sid) => {
+                    // A write with the session cookie: it must come from this service's pages
+                    // (or an allowed origin) and carry the session's CSRF token if it has one.
+                    let write = csrf::is_unsafe(req.method());
+                    if write {
+                        csrf::check_origin(&state, &req)?;
+                    }
+                    let Some((user, data)) = session_user(&state, sid, write).await? else {
+                        return Ok(CurrentUser::guest());
+                    };
+                    // A login makes a new session before Frappe checks the token, so the old
+                    // session's token is not asked for (its origin is checked above and in
+                    // the login itself).
+                    if write && !is_login_path(req.path()) {
+                        csrf::check_token(&req, data.as_deref().and_then(csrf::token_in_data))?;
+                    }
+                    Ok(user)
+                }
             }
         })
     }
@@ -229,18 +246,32 @@ async fn authenticate_api_key(
     })
 }
 
+/// `/api/method/login` (v1 or v2).
+fn is_login_path(path: &str) -> bool {
+    path == "/api/method/login" || path == "/api/v2/method/login"
+}
+
 /// The user of a live session, or `None` when the sid is unknown or expired.
 pub async fn authenticate_session(
     state: &web::Data<AppState>,
     sid: String,
 ) -> Result<Option<CurrentUser>, AppError> {
+    Ok(session_user(state, sid, false).await?.map(|(u, _)| u))
+}
+
+/// The user of a live session and, with `with_data`, the session's `sessiondata`.
+async fn session_user(
+    state: &web::Data<AppState>,
+    sid: String,
+    with_data: bool,
+) -> Result<Option<(CurrentUser, Option<String>)>, AppError> {
     let clock = state.clock;
     let ttl = state.settings.session_ttl;
     let sid2 = sid.clone();
     let found = state
         .db
         .read(move |conn| {
-            let Some(found) = store::find_session_user(conn, &sid2)? else {
+            let Some(found) = store::find_session_user(conn, &sid2, with_data)? else {
                 return Ok(None);
             };
             let now = clock.now();
@@ -266,10 +297,11 @@ pub async fn authenticate_session(
                     sid: Some(sid2),
                 },
                 touch,
+                found.data,
             )))
         })
         .await?;
-    let Some((user, touch)) = found else {
+    let Some((user, touch, data)) = found else {
         return Ok(None);
     };
     if let Some(now) = touch {
@@ -278,5 +310,5 @@ pub async fn authenticate_session(
             .run(move |conn| store::touch_session(conn, &sid, now))
             .await?;
     }
-    Ok(Some(user))
+    Ok(Some((user, data)))
 }

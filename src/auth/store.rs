@@ -261,13 +261,25 @@ pub struct SessionUser {
     /// `None` when the user no longer exists.
     pub user: Option<(String, bool)>,
     pub roles: Vec<String>,
+    /// `sessiondata`, read only when asked for (unsafe requests need its CSRF token).
+    pub data: Option<String>,
 }
 
-pub fn find_session_user(conn: &mut DbConnection, sid: &str) -> AppResult<Option<SessionUser>> {
+/// `with_data` also reads `sessiondata` (only unsafe requests need it, for the CSRF token).
+pub fn find_session_user(
+    conn: &mut DbConnection,
+    sid: &str,
+    with_data: bool,
+) -> AppResult<Option<SessionUser>> {
     let ty = crate::doc::store::text_type(conn);
+    let data_col = if with_data {
+        format!(", CAST(s.`sessiondata` AS {ty})")
+    } else {
+        String::new()
+    };
     let sql = format!(
         "SELECT CAST(s.`user` AS {ty}), CAST(s.`lastupdate` AS {ty}), CAST(s.`status` AS {ty}), \
-         CAST(u.`name` AS {ty}), CAST(u.`enabled` AS {ty}), CAST(r.`role` AS {ty}) \
+         CAST(u.`name` AS {ty}), CAST(u.`enabled` AS {ty}), CAST(r.`role` AS {ty}){data_col} \
          FROM `tabSessions` s \
          LEFT JOIN `tabUser` u ON u.`name` = s.`user` \
          LEFT JOIN `tabHas Role` r ON r.`parent` = u.`name` AND r.`parenttype` = 'User' \
@@ -305,7 +317,38 @@ pub fn find_session_user(conn: &mut DbConnection, sid: &str) -> AppResult<Option
         },
         user,
         roles,
+        data: if with_data { col(first, 6) } else { None },
     }))
+}
+
+/// A session's `sessiondata`: `None` when the session does not exist, `Some(None)` when its
+/// data is NULL.
+pub fn session_data(conn: &mut DbConnection, sid: &str) -> AppResult<Option<Option<String>>> {
+    Ok(sessions::table
+        .filter(sessions::sid.eq(sid))
+        .select(sessions::sessiondata)
+        .first(conn)
+        .optional()?)
+}
+
+/// Replaces a session's data only while it still is `old` (compare-and-set); returns the rows
+/// changed.
+pub fn replace_session_data(
+    conn: &mut DbConnection,
+    sid: &str,
+    old: Option<&str>,
+    new: &str,
+) -> AppResult<usize> {
+    let target = sessions::table.filter(sessions::sid.eq(sid));
+    let n = match old {
+        Some(old) => diesel::update(target.filter(sessions::sessiondata.eq(old)))
+            .set(sessions::sessiondata.eq(Some(new)))
+            .execute(conn)?,
+        None => diesel::update(target.filter(sessions::sessiondata.is_null()))
+            .set(sessions::sessiondata.eq(Some(new)))
+            .execute(conn)?,
+    };
+    Ok(n)
 }
 
 pub fn insert_session(

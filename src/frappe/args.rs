@@ -125,9 +125,17 @@ fn body_kind(req: &HttpRequest, body: &[u8]) -> Result<BodyKind, AppError> {
         Ok(BodyKind::Json)
     } else if ct.starts_with("application/x-www-form-urlencoded") {
         Ok(BodyKind::Form)
-    } else if ct.is_empty() || ct.starts_with("text/plain") {
-        // Scripts often omit the content type; Frappe reads such a body as JSON.
+    } else if ct.is_empty() {
+        // Scripts often omit the content type; such a body is read as JSON.
         Ok(BodyKind::Json)
+    } else if ct.starts_with("text/plain") {
+        // Never JSON: a `text/plain` form that submits itself is how another site forges a
+        // JSON body (Frappe does not read it as JSON either).
+        Err(AppError::thrown(
+            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "ValidationError",
+            "A text/plain body is not read: send JSON (application/json) or a URL-encoded form.",
+        ))
     } else {
         Err(AppError::thrown(
             actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -893,7 +893,8 @@ pub async fn fill_from_discovery(
 
 /// Whether a `success_uri` may be redirected to: a relative path or the service's own origin.
 pub fn safe_redirect(state: &AppState, uri: &str) -> bool {
-    if uri.chars().any(|c| c.is_control()) {
+    // `\` is `/` to a browser but part of the user info to other clients (`http://own\@evil/`).
+    if uri.contains('\\') || uri.chars().any(|c| c.is_control()) {
         return false;
     }
     if uri.starts_with('/') {

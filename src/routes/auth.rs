@@ -51,6 +51,7 @@ fn session_cookies(
 
 /// `POST /api/method/login` with `usr` and `pwd`.
 pub async fn login(call: Call) -> Result<HttpResponse, AppError> {
+    refuse_forged_login(&call)?;
     let usr = call.args.str("usr").unwrap_or_default();
     let pwd = call.args.str("pwd").unwrap_or_default();
     if usr.is_empty() || pwd.is_empty() {
@@ -130,6 +131,24 @@ pub async fn login(call: Call) -> Result<HttpResponse, AppError> {
         json!({"message": "No App", "home_page": "/me", "full_name": full_name})
     };
     Ok(b.json(body))
+}
+
+/// Login CSRF: another site's page must not log the browser into an account of its choice.
+/// A login is a POST whose browser-declared origin, when it has one, is this service (or an
+/// `allow_cors` origin); a password never travels in a URL, so a GET login (which a link or a
+/// navigation can make, without any `Origin`) and a `pwd` in the query string are refused.
+fn refuse_forged_login(call: &Call) -> Result<(), AppError> {
+    let pwd_in_query =
+        url::form_urlencoded::parse(call.req.query_string().as_bytes()).any(|(k, _)| k == "pwd");
+    if !crate::auth::csrf::is_unsafe(&call.method) || pwd_in_query {
+        return Err(AppError::permission(
+            vec![crate::error::ServerMessage::raised(
+                "Log in with a POST request that carries usr and pwd in its body: a password is never accepted in the URL.",
+            )],
+            None,
+        ));
+    }
+    crate::auth::csrf::check_origin(&call.state, &call.req)
 }
 
 /// A valid hash to verify against when the user does not exist.

@@ -2,6 +2,7 @@
 
 mod auth;
 mod client;
+mod cors;
 mod desk;
 mod errors;
 mod method;
@@ -14,6 +15,7 @@ mod v2;
 use actix_web::http::Method;
 use actix_web::{web, FromRequest, Handler, Responder};
 
+pub use cors::cors;
 pub use errors::frappe_errors;
 pub use method::{data, message, METHODS};
 pub use ops::observe;

@@ -68,6 +68,7 @@ fn method_kwargs(args: &Args) -> Result<Map<String, Value>, AppError> {
 /// `run_doc_method` with `dt`/`dn`, or the desk's `docs` (JSON of the document), or v2's `document`.
 pub async fn run_doc_method(_name: &str, call: Call) -> Result<HttpResponse, AppError> {
     let method = call.args.require_str("method", "run_doc_method")?;
+    crate::auth::csrf::check_document_method(&call.state, &call.req, &method)?;
     let sent: Option<Map<String, Value>> = match call.args.object("docs")? {
         Some(d) => Some(d),
         None => call.args.object("document")?,
@@ -263,7 +264,7 @@ pub async fn callback(
         Ok(done) => done,
         // A person's browser gets the reason as a page, scripts keep Frappe's error body.
         Err(e) if crate::ui::wants_html(&req) => {
-            return Ok(crate::ui::callback_error(&user, &app, &e));
+            return Ok(crate::ui::callback_error(&state, &user, &app, &e).await);
         }
         Err(e) => return Err(e),
     };

@@ -112,6 +112,7 @@ async fn get(
     let meta = meta_or_404(&doctype)?;
     let (args, _) = Args::parse(&req, &[])?;
     if let Some(method) = args.str("run_method") {
+        crate::auth::csrf::check_document_method(&state, &req, &method)?;
         let doc = service::get(&state, &user, meta, &name).await?;
         let v = oauth::run_document_method(&state, &user, doc, &method, &args, false).await?;
         return Ok(data(v));

@@ -116,6 +116,7 @@ async fn doc_method(
     let (doctype, name, method_name) = path.into_inner();
     let meta = meta_or_404(&doctype)?;
     let (args, _) = Args::parse(&req, &body)?;
+    crate::auth::csrf::check_document_method(&state, &req, &method_name)?;
     let doc = service::get(&state, &user, meta, &name).await?;
     let post = req.method() == actix_web::http::Method::POST;
     if post && !service::can(&user, meta, Perm::Write, doc.row.owner.as_deref()) {

@@ -74,8 +74,12 @@
     return out.join(' ');
   }
 
+  // The session's CSRF token (the page carries it; Frappe's desk sends it the same way).
+  const csrfToken = document.querySelector('meta[name="csrf-token"]')?.content || '';
+
   async function api(method, path, data) {
     const opts = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+    if (csrfToken) opts.headers['X-Frappe-CSRF-Token'] = csrfToken;
     if (data !== undefined) {
       opts.headers['Content-Type'] = 'application/json';
       opts.body = JSON.stringify(data);

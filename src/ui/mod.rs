@@ -82,7 +82,15 @@ struct Shell<'a> {
     data: &'a [(&'a str, &'a str)],
 }
 
-fn page(status: StatusCode, shell: Shell<'_>) -> HttpResponse {
+/// A page for the session it is served to, with the session's CSRF token (made on its first
+/// page, as Frappe's `get_csrf_token`) in `<meta name="csrf-token">` for the script to send
+/// as `X-Frappe-CSRF-Token`.
+async fn page(state: &AppState, status: StatusCode, shell: Shell<'_>) -> HttpResponse {
+    let token = crate::auth::csrf::page_token(state, shell.user).await;
+    shell_html(status, shell, token.as_deref())
+}
+
+fn shell_html(status: StatusCode, shell: Shell<'_>, csrf_token: Option<&str>) -> HttpResponse {
     let mut data = String::new();
     for (k, v) in shell.data {
         data.push_str(&format!(" data-{k}=\"{}\"", html_escape(v)));
@@ -106,7 +114,7 @@ fn page(status: StatusCode, shell: Shell<'_>) -> HttpResponse {
 <html lang=\"en\">
 <head>
 <meta charset=\"utf-8\">
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{csrf}
 <title>{title} · Connected Apps</title>
 <link rel=\"stylesheet\" href=\"{CSS_PATH}\">
 <script src=\"{JS_PATH}\" defer></script>
@@ -126,6 +134,10 @@ fn page(status: StatusCode, shell: Shell<'_>) -> HttpResponse {
         page = shell.page,
         user = html_escape(&shell.user.name),
         sm = u8::from(shell.user.is_system_manager()),
+        csrf = csrf_token.map_or(String::new(), |t| format!(
+            "\n<meta name=\"csrf-token\" content=\"{}\">",
+            html_escape(t)
+        )),
     );
     secured(HttpResponse::build(status))
         .content_type("text/html; charset=utf-8")
@@ -138,9 +150,35 @@ fn next_page(state: &AppState, req: &HttpRequest) -> String {
     let query = req.uri().query().unwrap_or("");
     url::form_urlencoded::parse(query.as_bytes())
         .find(|(k, _)| k == "redirect-to")
-        .map(|(_, v)| v.into_owned())
-        .filter(|v| !v.is_empty() && flow::safe_redirect(state, v))
+        .and_then(|(_, v)| normalized_redirect(state, &v))
         .unwrap_or_else(|| HOME.to_string())
+}
+
+/// A redirect target on this service as the parsed URL says it, never the input's own text:
+/// `\` and control characters are refused (`http://own\@evil/` is this service to a browser
+/// but `evil` to other clients); a `/path` stays relative, an absolute URL is re-serialised.
+fn normalized_redirect(state: &AppState, target: &str) -> Option<String> {
+    if target.is_empty() || !flow::safe_redirect(state, target) {
+        return None;
+    }
+    let base = url::Url::parse(&state.public_url).ok()?;
+    let u = base.join(target).ok()?;
+    if u.origin() != base.origin() {
+        return None;
+    }
+    if !target.starts_with('/') {
+        return Some(u.to_string());
+    }
+    let mut out = u.path().to_string();
+    if let Some(q) = u.query() {
+        out.push('?');
+        out.push_str(q);
+    }
+    if let Some(f) = u.fragment() {
+        out.push('#');
+        out.push_str(f);
+    }
+    Some(out)
 }
 
 async fn login(state: web::Data<AppState>, req: HttpRequest, user: CurrentUser) -> HttpResponse {
@@ -148,7 +186,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, user: CurrentUser) 
     if !user.is_guest() {
         return redirect(&next);
     }
-    page(
+    shell_html(
         StatusCode::OK,
         Shell {
             page: "login",
@@ -156,6 +194,7 @@ async fn login(state: web::Data<AppState>, req: HttpRequest, user: CurrentUser) 
             user: &user,
             data: &[("next", &next)],
         },
+        None,
     )
 }
 
@@ -166,11 +205,12 @@ async fn home(req: HttpRequest, user: CurrentUser) -> HttpResponse {
     redirect(HOME)
 }
 
-async fn app_list(req: HttpRequest, user: CurrentUser) -> HttpResponse {
+async fn app_list(state: web::Data<AppState>, req: HttpRequest, user: CurrentUser) -> HttpResponse {
     if user.is_guest() {
         return login_first(&req);
     }
     page(
+        &state,
         StatusCode::OK,
         Shell {
             page: "app-list",
@@ -179,13 +219,15 @@ async fn app_list(req: HttpRequest, user: CurrentUser) -> HttpResponse {
             data: &[],
         },
     )
+    .await
 }
 
-async fn app_new(req: HttpRequest, user: CurrentUser) -> HttpResponse {
+async fn app_new(state: web::Data<AppState>, req: HttpRequest, user: CurrentUser) -> HttpResponse {
     if user.is_guest() {
         return login_first(&req);
     }
     page(
+        &state,
         StatusCode::OK,
         Shell {
             page: "app-form",
@@ -194,13 +236,20 @@ async fn app_new(req: HttpRequest, user: CurrentUser) -> HttpResponse {
             data: &[],
         },
     )
+    .await
 }
 
-async fn app_form(req: HttpRequest, user: CurrentUser, name: web::Path<String>) -> HttpResponse {
+async fn app_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: CurrentUser,
+    name: web::Path<String>,
+) -> HttpResponse {
     if user.is_guest() {
         return login_first(&req);
     }
     page(
+        &state,
         StatusCode::OK,
         Shell {
             page: "app-form",
@@ -209,9 +258,14 @@ async fn app_form(req: HttpRequest, user: CurrentUser, name: web::Path<String>) 
             data: &[("name", &name)],
         },
     )
+    .await
 }
 
-async fn token_cache_list(req: HttpRequest, user: CurrentUser) -> HttpResponse {
+async fn token_cache_list(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: CurrentUser,
+) -> HttpResponse {
     if user.is_guest() {
         return login_first(&req);
     }
@@ -221,6 +275,7 @@ async fn token_cache_list(req: HttpRequest, user: CurrentUser) -> HttpResponse {
         StatusCode::FORBIDDEN
     };
     page(
+        &state,
         status,
         Shell {
             page: if user.is_system_manager() {
@@ -233,11 +288,17 @@ async fn token_cache_list(req: HttpRequest, user: CurrentUser) -> HttpResponse {
             data: &[],
         },
     )
+    .await
 }
 
 /// A failed OAuth callback, for a person in a browser: the reason in plain words and the way
 /// back to the app's page.
-pub fn callback_error(user: &CurrentUser, app: &str, e: &AppError) -> HttpResponse {
+pub async fn callback_error(
+    state: &AppState,
+    user: &CurrentUser,
+    app: &str,
+    e: &AppError,
+) -> HttpResponse {
     let reason = e
         .messages
         .last()
@@ -245,6 +306,7 @@ pub fn callback_error(user: &CurrentUser, app: &str, e: &AppError) -> HttpRespon
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| "The connection could not be completed.".to_string());
     page(
+        state,
         e.status,
         Shell {
             page: "callback-error",
@@ -253,6 +315,7 @@ pub fn callback_error(user: &CurrentUser, app: &str, e: &AppError) -> HttpRespon
             data: &[("name", app), ("error", &reason)],
         },
     )
+    .await
 }
 
 /// Messages may carry Frappe's links (`<a href=..>name</a>`): keep their text only.

@@ -11,6 +11,7 @@ mod app_settings;
 mod browser;
 mod cli;
 mod compat;
+mod csrf;
 mod foundation;
 mod frappe_calls;
 mod galera;
