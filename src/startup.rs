@@ -89,6 +89,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
     )
     .map_err(|e| e.to_string())?;
     let metrics = crate::metrics::Metrics::new(settings.db_pool_size);
+    let login = crate::auth::throttle::LoginLimits::new(&settings);
     Ok(AppState {
         metrics,
         keys: Keys::new(ring, Some(settings.site_config.clone())),
@@ -102,6 +103,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
         docs: Default::default(),
         pages: Default::default(),
         counts: Default::default(),
+        login,
     })
 }
 

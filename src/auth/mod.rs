@@ -161,12 +161,16 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let creds = credentials(req);
+        // Only API keys need the address (their failures are throttled per address).
+        let addr = matches!(creds, Ok(Credentials::ApiKey { .. }))
+            .then(|| throttle::client_ip(req).map(throttle::address_key))
+            .flatten();
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
             match creds? {
                 Credentials::None => Ok(CurrentUser::guest()),
                 Credentials::ApiKey { key, secret } => {
-                    authenticate_api_key(&state, key, secret).await
+                    authenticate_api_key(&state, key, secret, addr).await
                 }
                 Credentials::Session(sid) => Ok(authenticate_session(&state, sid)
                     .await?
@@ -176,10 +180,14 @@ impl FromRequest for CurrentUser {
     }
 }
 
+/// A secret that is not in the cache is verified against the database, unless the key or
+/// the address has used up its failures (429, as Frappe's rate limiter answers). A wrong
+/// secret counts a failure for both; a right one counts nothing and writes nothing.
 async fn authenticate_api_key(
     state: &web::Data<AppState>,
     key: String,
     secret: String,
+    addr: Option<String>,
 ) -> Result<CurrentUser, AppError> {
     if let Some((name, roles)) = state.api_keys.get(&key, &secret) {
         return Ok(CurrentUser {
@@ -191,29 +199,45 @@ async fn authenticate_api_key(
     }
     let st = state.clone();
     let lookup_key = key.clone();
+    let t = throttle::Throttle::from_settings(&state.settings);
+    let mut counters = vec![throttle::api_key_key(&key)];
+    counters.extend(addr.as_deref().map(throttle::api_address_key));
+    let now = state.clock.now();
+    let checked = counters.clone();
     let found = state
         .db
         .read(move |conn| {
+            if t.is_locked(conn, &checked, now)? {
+                return Ok(Err(throttle::too_many_requests()));
+            }
             let Some((name, enabled, enc)) = store::user_by_api_key(conn, &lookup_key)? else {
-                return Ok(None);
+                return Ok(Ok(None));
             };
             let roles = store::roles_of(conn, &name)?;
-            Ok(Some((name, enabled, enc, roles)))
+            Ok(Ok(Some((name, enabled, enc, roles))))
         })
-        .await?;
-    let Some((name, enabled, Some(enc), roles)) = found else {
+        .await??;
+    let verified = match &found {
+        Some((_, enabled, Some(enc), _)) if *enabled != 0 => {
+            st.keys.decrypt(enc).is_ok_and(|stored| {
+                bool::from(stored.expose_secret().as_bytes().ct_eq(secret.as_bytes()))
+            })
+        }
+        _ => false,
+    };
+    let Some((name, _, _, roles)) = found.filter(|_| verified) else {
+        let purge = state.login.purge_due();
+        state
+            .db
+            .run(move |conn| {
+                if purge {
+                    t.purge(conn, now)?;
+                }
+                t.record_failure(conn, &counters, now)
+            })
+            .await?;
         return Err(AppError::authentication());
     };
-    if enabled == 0 {
-        return Err(AppError::authentication());
-    }
-    let stored = st
-        .keys
-        .decrypt(&enc)
-        .map_err(|_| AppError::authentication())?;
-    if !bool::from(stored.expose_secret().as_bytes().ct_eq(secret.as_bytes())) {
-        return Err(AppError::authentication());
-    }
     state.api_keys.put(
         &key,
         &secret,

@@ -28,4 +28,5 @@ mod rotation_load;
 mod schemathesis;
 mod secrets_leak;
 mod storage;
+mod throttle;
 mod two_process_load;
