@@ -317,6 +317,7 @@ async fn a_disabled_or_unknown_user_costs_a_password_check_like_an_enabled_one()
             unknown.push(timed(&app, "nobody@example.com", "wrong", &from).await);
         }
         let (on, off, unknown) = (median(on), median(off), median(unknown));
+        eprintln!("{backend:?}: failed login medians: enabled {on:?}, disabled {off:?}, unknown {unknown:?}");
         assert!(
             off * 2 > on && unknown * 2 > on,
             "{backend:?}: enabled {on:?}, disabled {off:?}, unknown {unknown:?}"
@@ -479,6 +480,7 @@ async fn a_flood_of_failed_logins_leaves_other_users_requests_fast() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let during = median(during);
+        eprintln!("{backend:?}: another user's list: median {before:?} before, {during:?} during the flood");
         let answered = statuses.lock().unwrap().clone();
         assert!(
             answered.len() < 100,
