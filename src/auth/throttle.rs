@@ -428,3 +428,51 @@ pub fn too_many_requests() -> AppError {
         "You hit the rate limit because of too many requests. Please try after sometime.",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(s: &str) -> Option<String> {
+        parse_address(s).map(address_key)
+    }
+
+    #[test]
+    fn addresses_parse_with_or_without_port_and_ipv6_counts_by_its_64() {
+        assert_eq!(key("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(key(" 10.0.0.1:8080 ").as_deref(), Some("10.0.0.1"));
+        assert_eq!(key("::ffff:10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(key("2001:db8:1:2::a").as_deref(), Some("2001:db8:1:2::/64"));
+        assert_eq!(
+            key("[2001:db8:1:2:ffff::c]:443").as_deref(),
+            Some("2001:db8:1:2::/64")
+        );
+        assert_eq!(
+            key("\"[2001:db8:1:2::1]\"").as_deref(),
+            Some("2001:db8:1:2::/64")
+        );
+        assert_eq!(
+            key("[2001:db8:1:3::1]").as_deref(),
+            Some("2001:db8:1:3::/64")
+        );
+        assert_eq!(key("::1").as_deref(), Some("::/64"));
+        for bad in [
+            "",
+            "unknown",
+            "10.0.0",
+            "2001",
+            "[2001]:1",
+            "example.com:80",
+        ] {
+            assert_eq!(key(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn long_counter_keys_are_digested_to_fit_the_column() {
+        assert_eq!(user_key("Admin@Example.com"), "user:admin@example.com");
+        let long = user_key(&"x".repeat(10_000));
+        assert!(long.starts_with("user:#") && long.len() == 6 + 64, "{long}");
+        assert_ne!(long, user_key(&"x".repeat(10_001)));
+    }
+}
