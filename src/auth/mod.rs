@@ -161,16 +161,15 @@ impl FromRequest for CurrentUser {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
         let creds = credentials(req);
-        // Only API keys need the address (their failures are throttled per address).
-        let addr = matches!(creds, Ok(Credentials::ApiKey { .. }))
-            .then(|| throttle::client_ip(req).map(throttle::address_key))
-            .flatten();
+        // Only an API key whose secret is not cached needs the address (its failures are
+        // throttled per address); the request is kept to find it then.
+        let req = matches!(creds, Ok(Credentials::ApiKey { .. })).then(|| req.clone());
         Box::pin(async move {
             let state = state.ok_or_else(|| AppError::internal("application state missing"))?;
             match creds? {
                 Credentials::None => Ok(CurrentUser::guest()),
                 Credentials::ApiKey { key, secret } => {
-                    authenticate_api_key(&state, key, secret, addr).await
+                    authenticate_api_key(&state, key, secret, req.as_ref()).await
                 }
                 Credentials::Session(sid) => Ok(authenticate_session(&state, sid)
                     .await?
@@ -187,7 +186,7 @@ async fn authenticate_api_key(
     state: &web::Data<AppState>,
     key: String,
     secret: String,
-    addr: Option<String>,
+    req: Option<&HttpRequest>,
 ) -> Result<CurrentUser, AppError> {
     if let Some((name, roles)) = state.api_keys.get(&key, &secret) {
         return Ok(CurrentUser {
@@ -200,6 +199,7 @@ async fn authenticate_api_key(
     let st = state.clone();
     let lookup_key = key.clone();
     let t = throttle::Throttle::from_settings(&state.settings);
+    let addr = req.and_then(throttle::client_ip).map(throttle::address_key);
     let mut counters = vec![throttle::api_key_key(&key)];
     counters.extend(addr.as_deref().map(throttle::api_address_key));
     let now = state.clock.now();
@@ -231,7 +231,8 @@ async fn authenticate_api_key(
             .db
             .run(move |conn| {
                 if purge {
-                    t.purge(conn, now)?;
+                    // Housekeeping: a failed purge (say a Galera conflict) is logged, not fatal.
+                    let _ = t.purge(conn, now);
                 }
                 t.record_failure(conn, &counters, now)
             })
