@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod compat;
 mod foundation;
+mod galera;
 mod hostile;
 mod injection;
 mod isolation;
