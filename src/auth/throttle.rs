@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use crate::configuration::Settings;
 use crate::db::schema::ca_login_attempts as la;
 use crate::db::DbConnection;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, DbFailure};
 
 /// The settings of one kind of counter.
 #[derive(Debug, Clone, Copy)]
@@ -136,9 +136,20 @@ impl Throttle {
             return Ok(true);
         }
         for (i, key) in keys.iter().enumerate() {
-            if !self.take(conn, key, now)? {
-                for taken in &keys[..i] {
-                    self.give_back(conn, taken)?;
+            let taken = match self.take(conn, key, now) {
+                Ok(taken) => taken,
+                // Still losing to concurrent writers of this counter after every retry (a
+                // burst through several Galera nodes): refuse, as a used-up counter would.
+                Err(e) if e.db_failure == Some(DbFailure::Conflict) => false,
+                Err(e) => return Err(e),
+            };
+            if !taken {
+                for key in &keys[..i] {
+                    match self.give_back(conn, key) {
+                        // Not given back: the counter counts one more, which only refuses sooner.
+                        Err(e) if e.db_failure != Some(DbFailure::Conflict) => return Err(e),
+                        _ => {}
+                    }
                 }
                 return Ok(false);
             }
@@ -188,20 +199,24 @@ impl Throttle {
     /// Inserts an empty counter unless one exists. `INSERT IGNORE` on MariaDB and
     /// `INSERT OR IGNORE` on SQLite: a concurrent insert of the same key is not an error.
     fn ensure_row(&self, conn: &mut DbConnection, key: &str, now: NaiveDateTime) -> AppResult<()> {
-        let row = (
-            la::attempt_key.eq(key),
-            la::failures.eq(0),
-            la::first_failure.eq(Some(now)),
-            la::locked_until.eq(None::<NaiveDateTime>),
-        );
-        match conn {
-            DbConnection::Mysql(c) => diesel::insert_or_ignore_into(la::table)
-                .values(row)
-                .execute(c)?,
-            DbConnection::Sqlite(c) => diesel::insert_or_ignore_into(la::table)
-                .values(row)
-                .execute(c)?,
+        let row = || {
+            (
+                la::attempt_key.eq(key),
+                la::failures.eq(0),
+                la::first_failure.eq(Some(now)),
+                la::locked_until.eq(None::<NaiveDateTime>),
+            )
         };
+        certified(|| {
+            Ok(match &mut *conn {
+                DbConnection::Mysql(c) => diesel::insert_or_ignore_into(la::table)
+                    .values(row())
+                    .execute(c)?,
+                DbConnection::Sqlite(c) => diesel::insert_or_ignore_into(la::table)
+                    .values(row())
+                    .execute(c)?,
+            })
+        })?;
         Ok(())
     }
 
@@ -212,43 +227,47 @@ impl Throttle {
         key: &str,
         now: NaiveDateTime,
     ) -> AppResult<()> {
-        diesel::update(
-            la::table.filter(la::attempt_key.eq(key)).filter(
-                la::locked_until.le(now).or(la::locked_until.is_null().and(
-                    la::first_failure
-                        .is_null()
-                        .or(la::first_failure.le(now - self.window())),
-                )),
-            ),
-        )
-        .set((
-            la::failures.eq(0),
-            la::first_failure.eq(Some(now)),
-            la::locked_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)?;
+        certified(|| {
+            Ok(diesel::update(
+                la::table.filter(la::attempt_key.eq(key)).filter(
+                    la::locked_until.le(now).or(la::locked_until.is_null().and(
+                        la::first_failure
+                            .is_null()
+                            .or(la::first_failure.le(now - self.window())),
+                    )),
+                ),
+            )
+            .set((
+                la::failures.eq(0),
+                la::first_failure.eq(Some(now)),
+                la::locked_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?)
+        })?;
         Ok(())
     }
 
     /// Gives back an attempt that was not a failure (the password was right, or another
     /// counter refused it).
     pub fn give_back(&self, conn: &mut DbConnection, key: &str) -> AppResult<()> {
-        diesel::update(
-            la::table
-                .filter(la::attempt_key.eq(key))
-                .filter(la::failures.gt(0)),
-        )
-        .set((
-            la::locked_until.eq(None::<NaiveDateTime>),
-            la::failures.eq(la::failures - 1),
-        ))
-        .execute(conn)?;
+        certified(|| {
+            Ok(diesel::update(
+                la::table
+                    .filter(la::attempt_key.eq(key))
+                    .filter(la::failures.gt(0)),
+            )
+            .set((
+                la::locked_until.eq(None::<NaiveDateTime>),
+                la::failures.eq(la::failures - 1),
+            ))
+            .execute(conn)?)
+        })?;
         Ok(())
     }
 
     /// Forgets a counter (a good login clears its user's, as in Frappe).
     pub fn clear(&self, conn: &mut DbConnection, key: &str) -> AppResult<()> {
-        diesel::delete(la::table.filter(la::attempt_key.eq(key))).execute(conn)?;
+        certified(|| Ok(diesel::delete(la::table.filter(la::attempt_key.eq(key))).execute(conn)?))?;
         Ok(())
     }
 
@@ -302,6 +321,25 @@ impl Throttle {
             ),
         )
         .execute(conn)?)
+    }
+}
+
+/// Runs one autocommit statement again when it lost a conflict (an InnoDB deadlock, or a
+/// Galera certification failure against a write through another node): the server rolled it
+/// back, so running it again is safe, and its `WHERE` is decided again on the winner's row.
+fn certified<T>(mut statement: impl FnMut() -> AppResult<T>) -> AppResult<T> {
+    use rand::Rng;
+    let mut attempt = 0u32;
+    loop {
+        match statement() {
+            Err(e) if e.db_failure == Some(DbFailure::Conflict) && attempt < 8 => {
+                attempt += 1;
+                let cap_us = 1000u64 << attempt.min(6);
+                let wait = rand::thread_rng().gen_range(200..=cap_us);
+                std::thread::sleep(Duration::from_micros(wait));
+            }
+            other => return other,
+        }
     }
 }
 
