@@ -308,7 +308,9 @@ async fn a_disabled_or_unknown_user_costs_a_password_check_like_an_enabled_one()
             timed(&app, usr, pwd, "10.6.0.1").await;
             assert_eq!(app.state.login.checks() - before, 1, "{backend:?} {usr}");
         }
-        // ...and takes as long: a disabled or unknown user is not told apart by timing.
+        // ...and takes about as long: a disabled or unknown user is not told apart by timing.
+        // The fastest of several attempts each (a loaded machine only adds time); the margin
+        // is wide, since skipping the hash made a disabled user's attempt some 300 times faster.
         let (mut on, mut off, mut unknown) = (vec![], vec![], vec![]);
         for i in 0..5 {
             let from = format!("10.6.1.{i}");
@@ -316,10 +318,11 @@ async fn a_disabled_or_unknown_user_costs_a_password_check_like_an_enabled_one()
             off.push(timed(&app, "off@example.com", GOOD, &from).await);
             unknown.push(timed(&app, "nobody@example.com", "wrong", &from).await);
         }
-        let (on, off, unknown) = (median(on), median(off), median(unknown));
-        eprintln!("{backend:?}: failed login medians: enabled {on:?}, disabled {off:?}, unknown {unknown:?}");
+        let fastest = |v: Vec<Duration>| v.into_iter().min().unwrap();
+        let (on, off, unknown) = (fastest(on), fastest(off), fastest(unknown));
+        eprintln!("{backend:?}: fastest failed login: enabled {on:?}, disabled {off:?}, unknown {unknown:?}");
         assert!(
-            off * 2 > on && unknown * 2 > on,
+            off * 5 > on && unknown * 5 > on,
             "{backend:?}: enabled {on:?}, disabled {off:?}, unknown {unknown:?}"
         );
     }
