@@ -105,6 +105,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, String> {
     )
     .map_err(|e| e.to_string())?;
     let metrics = crate::metrics::Metrics::new(settings.db_pool_size);
+    let login = crate::auth::throttle::LoginLimits::new(&settings);
     Ok(AppState {
         metrics,
         keys: Keys::new(ring, Some(settings.site_config.clone())),
@@ -118,6 +119,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, String> {
         docs: Default::default(),
         pages: Default::default(),
         counts: Default::default(),
+        login,
     })
 }
 

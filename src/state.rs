@@ -31,6 +31,8 @@ pub struct AppState {
     pub pages: crate::doc::list::PageCache,
     pub counts: crate::doc::list::Coalescer,
     pub metrics: crate::metrics::Metrics,
+    /// Password-check permits and the purge clock of login throttling.
+    pub login: crate::auth::throttle::LoginLimits,
 }
 
 impl std::fmt::Debug for AppState {

@@ -50,64 +50,83 @@ fn session_cookies(
 }
 
 /// `POST /api/method/login` with `usr` and `pwd`.
+///
+/// Three steps: (1) one database call resolves the user and takes an attempt from the user's
+/// and the address's counters (refused at once when either is used up); (2) the password is
+/// checked without holding a connection, at most a few at a time, always against a hash (the
+/// user's, also when disabled, or a dummy), so timing does not tell which users exist or are
+/// enabled; (3) only a good login writes again: its session, and gives its attempts back.
 pub async fn login(call: Call) -> Result<HttpResponse, AppError> {
+    use crate::auth::throttle;
     refuse_forged_login(&call)?;
     let usr = call.args.str("usr").unwrap_or_default();
     let pwd = call.args.str("pwd").unwrap_or_default();
     if usr.is_empty() || pwd.is_empty() {
         return Err(AppError::invalid_login("Incomplete login details"));
     }
-    let ip = call
-        .req
-        .connection_info()
-        .realip_remote_addr()
-        .map(|a| a.split(':').next().unwrap_or(a).to_string());
+    let ip = throttle::client_ip(&call.req);
+    let addr = ip.map(throttle::address_key);
     let state = call.state.clone();
+    let limits = &call.state.login;
+    let queued = limits.enter()?;
     let now = state.clock.now();
-    let throttle = crate::auth::throttle::Throttle::from_settings(&state.settings);
-    let sid = secrets::random_hex(56);
-    let sid2 = sid.clone();
-    let ttl_hours = state.settings.session_ttl.as_secs() / 3600;
-    let outcome = state
+    let t = throttle::Throttle::from_settings(&state.settings);
+    let purge = limits.purge_due();
+    let (user, hash, keys) = state
         .db
         .run(move |conn| {
-            let keys = throttle.keys(&usr, ip.as_deref());
-            if throttle.is_locked(conn, &keys, now)? {
-                return Ok(Err(AppError::invalid_login(
-                    "Your account has been locked and will resume after some time. Please try again later.",
-                )));
+            if purge {
+                // Housekeeping: a failed purge (say a Galera conflict) is logged, not fatal.
+                let _ = t.purge(conn, now);
             }
             let user = users::find_login_user(conn, &usr)?;
             let hash = match &user {
                 Some(u) => users::auth_value(conn, "User", &u.name, "password")?.map(|(h, _)| h),
                 None => None,
             };
-            let ok = match (&user, &hash) {
-                (Some(u), Some(h)) => u.enabled != 0 && secrets::password::verify_password(&pwd, h),
-                _ => {
-                    // Same work whether or not the user exists.
-                    let _ = secrets::password::verify_password(&pwd, DUMMY_HASH);
-                    false
-                }
-            };
-            if !ok {
-                throttle.record_failure(conn, &keys, now)?;
-                return Ok(Err(AppError::invalid_login("Invalid login credentials")));
+            // The resolved user's counter, so every way to name one user shares it.
+            let mut keys = vec![throttle::user_key(user.as_ref().map_or(&usr, |u| &u.name))];
+            keys.extend(addr.as_deref().map(throttle::login_address_key));
+            if !t.admit(conn, &keys, now)? {
+                return Ok(Err(AppError::invalid_login(
+                    "Your account has been locked and will resume after some time. Please try again later.",
+                )));
             }
-            throttle.clear(conn, &keys)?;
-            let Some(u) = user else { return Ok(Err(AppError::invalid_login("Invalid login credentials"))) };
+            Ok(Ok((user, hash, keys)))
+        })
+        .await??;
+    let verified = queued
+        .verify(pwd, hash.unwrap_or_else(|| DUMMY_HASH.to_string()))
+        .await?;
+    drop(queued);
+    let Some(u) = user.filter(|u| verified && u.enabled != 0) else {
+        // The attempt stays taken: that is the failure counted.
+        return Err(AppError::invalid_login("Invalid login credentials"));
+    };
+    let sid = secrets::random_hex(56);
+    let sid2 = sid.clone();
+    let ttl_hours = state.settings.session_ttl.as_secs() / 3600;
+    let outcome: Result<users::UserRow, AppError> = state
+        .db
+        .run(move |conn| {
+            if let Some((user_key, others)) = keys.split_first() {
+                t.clear(conn, user_key)?;
+                for k in others {
+                    t.give_back(conn, k)?;
+                }
+            }
             let data = format!(
                 "{{'user': '{}', 'session_ip': '{}', 'last_updated': '{}', 'session_expiry': '{}:00:00', 'full_name': None, 'user_type': '{}', 'lang': 'en'}}",
                 py_escape(&u.name),
-                py_escape(ip.as_deref().unwrap_or("")),
+                ip.map(|a| a.to_string()).unwrap_or_default(),
                 crate::frappe::time::format(&now),
                 ttl_hours,
                 py_escape(u.user_type.as_deref().unwrap_or("Website User"))
             );
             users::insert_session(conn, &sid2, &u.name, &data, None, now)?;
-            Ok(Ok(u))
+            Ok(u)
         })
-        .await?;
+        .await;
     let u = outcome?;
     let full_name = u
         .full_name

@@ -559,3 +559,86 @@ async fn an_instance_whose_node_is_killed_answers_503_fast_and_recovers_and_lose
         }
     }
 }
+
+/// Wrong logins at once, alternating between the two instances; the outcomes, sorted.
+async fn login_burst(
+    a: &Instance,
+    b: &Instance,
+    n: usize,
+    usr: impl Fn(usize) -> String,
+    from: impl Fn(usize) -> String,
+) -> Vec<String> {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let inst = if i % 2 == 0 { a } else { b };
+        let (client, url) = (
+            inst.client.clone(),
+            format!("{}/api/method/login", inst.address),
+        );
+        let (usr, from) = (usr(i), from(i));
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(url)
+                .header("X-Forwarded-For", from)
+                .json(&json!({"usr": usr, "pwd": "wrong"}))
+                .send()
+                .await
+                .unwrap();
+            let (status, v) = status_json(r).await;
+            format!(
+                "{status} {}",
+                v["message"].as_str().unwrap_or(&v.to_string())
+            )
+        }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_wrong_logins_through_two_nodes_gets_exactly_the_allowed_guesses() {
+    let (_db, a, b) = two_instances(|s| {
+        s.login_max_failures = 3;
+        s.login_lockout = Duration::from_secs(60);
+    })
+    .await;
+    connected_apps::commands::add_user(&a.state, "g@example.com", None, &[], Some("pass-word-1"))
+        .await
+        .expect("add user");
+    let invalid = "401 Invalid login credentials";
+    let locked =
+        "401 Your account has been locked and will resume after some time. Please try again later.";
+    let count = |out: &[String], what: &str| out.iter().filter(|o| *o == what).count();
+
+    // One user, 24 addresses, through both nodes at once: three guesses in all.
+    let out = login_burst(
+        &a,
+        &b,
+        24,
+        |_| "g@example.com".into(),
+        |i| format!("10.4.0.{i}"),
+    )
+    .await;
+    assert_eq!(count(&out, invalid), 3, "{out:?}");
+    assert_eq!(count(&out, locked), 21, "{out:?}");
+    // One address, 24 logins: the same.
+    let out = login_burst(
+        &a,
+        &b,
+        24,
+        |i| format!("u{i}@example.com"),
+        |_| "10.5.0.1".into(),
+    )
+    .await;
+    assert_eq!(count(&out, invalid), 3, "{out:?}");
+    assert_eq!(count(&out, locked), 21, "{out:?}");
+    assert_eq!(
+        a.state.login.checks() + b.state.login.checks(),
+        6,
+        "password checks on both instances"
+    );
+}

@@ -34,5 +34,6 @@ mod rotation_load;
 mod schemathesis;
 mod secrets_leak;
 mod storage;
+mod throttle;
 mod token_identity;
 mod two_process_load;
