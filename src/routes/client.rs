@@ -154,6 +154,26 @@ pub async fn insert(name: &str, call: Call) -> Result<HttpResponse, AppError> {
 pub async fn set_value(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     call.require_post()?;
+    // Frappe refuses a standard field named as `fieldname` before anything else
+    // (`frappe.model.default_fields + child_table_fields`); a dict of fields is not checked.
+    if let Some(Value::String(f)) = call.args.get("fieldname") {
+        const STANDARD: [&str; 11] = [
+            "doctype",
+            "name",
+            "owner",
+            "creation",
+            "modified",
+            "modified_by",
+            "docstatus",
+            "idx",
+            "parent",
+            "parentfield",
+            "parenttype",
+        ];
+        if STANDARD.contains(&f.as_str()) {
+            return Err(AppError::validation("Cannot edit standard fields"));
+        }
+    }
     let meta = doctype(&call, "set_value")?;
     let docname = call.args.require_str("name", "set_value")?;
     let fieldname = call
