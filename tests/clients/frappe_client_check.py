@@ -199,6 +199,13 @@ def _():
     )
 
 
+@check("a with-block logs out when it ends")
+def _():
+    with FrappeClient(URL, SM_EMAIL, SM_PASSWORD) as c:
+        eq(c.get_api("frappe.auth.get_logged_user"), SM_EMAIL, "inside")
+    frappe_error(lambda: c.get_list(CA), "frappe.exceptions.PermissionError")
+
+
 @check("no credentials: a list is refused")
 def _():
     frappe_error(lambda: FrappeClient(URL).get_list(CA), "frappe.exceptions.PermissionError")

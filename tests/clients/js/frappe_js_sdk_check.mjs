@@ -303,6 +303,13 @@ await check('getDocList with fields and filters (every operator)', async () => {
   assert.deepEqual(await q(['OAuth Scope', 'scope', '=', 'profile']), [ALPHA], 'child table');
 });
 
+await check('getDocList with filters as a dict, with and without operators', async () => {
+  const rows = await smDb.getDocList(CA, { fields: ['name'], filters: { client_id: 'shared-id' } });
+  assert.deepEqual(sortedNames(rows), [BETA, GAMMA].sort());
+  const like = await smDb.getDocList(CA, { fields: ['name'], filters: { provider_name: ['like', 'Alpha%'] } });
+  assert.deepEqual(sortedNames(like), [ALPHA]);
+});
+
 await check('getDocList with orFilters', async () => {
   const rows = await smDb.getDocList(CA, {
     fields: ['name'],
