@@ -175,6 +175,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Stri
     let body_limit = state.settings.body_limit;
     let server = HttpServer::new(move || {
         App::new()
+            .wrap(actix_web::middleware::from_fn(crate::routes::frappe_rpc))
             .wrap(crate::routes::frappe_errors())
             .wrap(actix_web::middleware::from_fn(crate::routes::observe))
             .app_data(state.clone())

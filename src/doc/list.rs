@@ -15,7 +15,9 @@ use crate::auth::CurrentUser;
 use crate::db::DbConnection;
 use crate::error::{AppError, AppResult};
 use crate::frappe::list_query::SqlValue;
-use crate::frappe::list_query::{self, ListQuery, ListQueryError, RawListArgs, Select};
+use crate::frappe::list_query::{
+    self, AggItem, AggOutput, ListQuery, ListQueryError, RawListArgs, Select,
+};
 use crate::frappe::meta::{Column, ColumnKind, DocMeta};
 use crate::frappe::time;
 use crate::state::AppState;
@@ -56,6 +58,15 @@ pub async fn get_list(
         m.insert(alias, Value::from(n));
         return Ok(ListRows::Built(vec![Value::Object(m)]));
     }
+    if let Select::Aggregate(a) = &q.select {
+        let items = a.items.clone();
+        let as_dict = q.as_dict;
+        let rows = state
+            .db
+            .read(move |conn| store::aggregate_rows(conn, meta, &q, owner.as_deref()))
+            .await?;
+        return Ok(ListRows::Built(aggregate_values(&items, &rows, as_dict)));
+    }
     if let Some(columns) = plain_columns(meta, &q.select) {
         let st = StatePtr::new(state);
         return state
@@ -81,7 +92,7 @@ pub async fn get_list(
                     .iter()
                     .map(|f| (f.table, f.column.name, f.alias.clone()))
                     .collect(),
-                Select::Count { .. } => Vec::new(),
+                Select::Count { .. } | Select::Aggregate(_) => Vec::new(),
             };
             // Child-table fields: one output row per child row (a LEFT JOIN, as Frappe does).
             let child_tables: Vec<&'static crate::frappe::meta::TableMeta> = {
@@ -313,8 +324,38 @@ fn plain_columns(meta: &'static DocMeta, select: &Select) -> Option<Vec<PlainCol
                 Some(_) => None,
             })
             .collect(),
-        Select::Count { .. } => None,
+        Select::Count { .. } | Select::Aggregate(_) => None,
     }
+}
+
+/// The rows of an aggregate query: counts as integers, sums and averages as numbers (as
+/// MariaDB's DECIMAL reaches Frappe's JSON), other values as their column shows them.
+fn aggregate_values(items: &[AggItem], rows: &[DynRow], as_dict: bool) -> Vec<Value> {
+    let value = |item: &AggItem, text: Option<&str>| -> Value {
+        match item.output {
+            AggOutput::Int => text
+                .and_then(|t| t.parse::<i64>().ok())
+                .map_or(Value::Null, Value::from),
+            AggOutput::Float => text
+                .and_then(|t| t.parse::<f64>().ok())
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::Null, Value::Number),
+            AggOutput::Column(c) => serde_json::to_value(Cell(c, text)).unwrap_or(Value::Null),
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            let cells = items
+                .iter()
+                .zip(&row.0)
+                .map(|(i, t)| (i, value(i, t.as_deref())));
+            if as_dict {
+                Value::Object(cells.map(|(i, v)| (i.alias.clone(), v)).collect())
+            } else {
+                Value::Array(cells.map(|(_, v)| v).collect())
+            }
+        })
+        .collect()
 }
 
 impl ListRows {

@@ -378,6 +378,37 @@ pub fn list_from(
     (from, binds)
 }
 
+/// Runs an aggregate list query (`Select::Aggregate`): its items as text, one row per group.
+pub fn aggregate_rows(
+    conn: &mut DbConnection,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+) -> AppResult<Vec<DynRow>> {
+    let crate::frappe::list_query::Select::Aggregate(a) = &q.select else {
+        return Ok(Vec::new());
+    };
+    let b = backend(conn);
+    let ty = cast_ty(b);
+    let (where_sql, mut binds) = where_with_owner(meta, q, owner);
+    let limit = q.limit_clause(b);
+    binds.extend(limit.binds);
+    let select = a
+        .items
+        .iter()
+        .map(|i| format!("CAST({} AS {ty})", i.expr))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {select} FROM `{}` t{where_sql}{}{}{}",
+        meta.parent.table,
+        q.group_clause(),
+        q.order_clause(),
+        limit.sql
+    );
+    Ok(Sql::new(sql).bind_all(binds).rows(conn)?)
+}
+
 /// `SELECT CAST(t.col AS CHAR), …` followed by `from` (see [`list_from`]).
 pub fn select_text(b: Backend, columns: &[&Column], from: &str) -> String {
     let ty = cast_ty(b);
