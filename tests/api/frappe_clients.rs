@@ -53,14 +53,14 @@ async fn service_for_clients(backend: Backend) -> (TestApp, Vec<(String, String)
     (app, env)
 }
 
-/// Runs a check script; panics with its whole output unless every check passed.
+/// Runs a check script; returns its check lines as the error unless every check passed.
 async fn run_checks(
     backend: Backend,
     program: std::ffi::OsString,
     script: &Path,
     cwd: &Path,
     env: &[(String, String)],
-) {
+) -> Result<(), String> {
     let mut cmd = tokio::process::Command::new(&program);
     cmd.arg(script)
         .current_dir(cwd)
@@ -96,33 +96,38 @@ async fn run_checks(
         let chars: Vec<char> = stderr.chars().collect();
         chars[chars.len().saturating_sub(4000)..].iter().collect()
     };
-    assert!(
-        out.status.success()
-            && failing == 0
-            && ok > 0
-            && checks.last().is_some_and(|l| l.starts_with("summary: ")),
+    if out.status.success()
+        && failing == 0
+        && ok > 0
+        && checks.last().is_some_and(|l| l.starts_with("summary: "))
+    {
+        return Ok(());
+    }
+    Err(format!(
         "{backend:?}: {} ({}): {ok} checks passed, {failing} failed:\n{}\n\nstderr:\n{stderr_tail}",
         script.display(),
         out.status,
         checks.join("\n"),
-    );
+    ))
+}
+
+/// Runs the script on each backend (both, even when the first fails) and fails with both outputs.
+async fn on_both_backends(program: std::ffi::OsString, script: PathBuf, cwd: PathBuf) {
+    let mut failures = Vec::new();
+    for backend in BACKENDS {
+        let (_app, env) = service_for_clients(backend).await;
+        if let Err(e) = run_checks(backend, program.clone(), &script, &cwd, &env).await {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[tokio::test]
 async fn frappes_python_client_works_unchanged_on_both_backends() {
     let python = std::env::var_os("PYTHON").unwrap_or_else(|| "python3".into());
     let dir = clients_dir();
-    for backend in BACKENDS {
-        let (_app, env) = service_for_clients(backend).await;
-        run_checks(
-            backend,
-            python.clone(),
-            &dir.join("frappe_client_check.py"),
-            &dir,
-            &env,
-        )
-        .await;
-    }
+    on_both_backends(python, dir.join("frappe_client_check.py"), dir).await;
 }
 
 #[tokio::test]
@@ -133,15 +138,5 @@ async fn frappe_js_sdk_works_unchanged_on_both_backends() {
         "tests/clients/js/node_modules is missing: run `npm ci` there (./scripts/test does it)"
     );
     let node = std::env::var_os("NODE").unwrap_or_else(|| "node".into());
-    for backend in BACKENDS {
-        let (_app, env) = service_for_clients(backend).await;
-        run_checks(
-            backend,
-            node.clone(),
-            &dir.join("frappe_js_sdk_check.mjs"),
-            &dir,
-            &env,
-        )
-        .await;
-    }
+    on_both_backends(node, dir.join("frappe_js_sdk_check.mjs"), dir).await;
 }
