@@ -351,7 +351,7 @@ impl AppError {
 fn exception_module(exc_type: &str) -> String {
     match exc_type {
         "JSONDecodeError" => "json.decoder.JSONDecodeError".into(),
-        "TypeError" | "ValueError" => exc_type.into(),
+        "TypeError" | "ValueError" | "KeyError" | "AttributeError" => exc_type.into(),
         other => format!("frappe.exceptions.{other}"),
     }
 }

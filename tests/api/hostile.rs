@@ -17,14 +17,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::helpers::*;
 use crate::rest::{full_app, snapshot, urlencode};
 
-/// Whether a body is Frappe's error shape: v1 (`exc_type`, `exc` an empty traceback list) or
-/// v2 (`errors: [{type, ...}]`).
+/// Whether a body is Frappe's error shape: v1 (`exc_type`, and `exc` a JSON list holding only
+/// the one-line `exception`, never a traceback) or v2 (`errors: [{type, ...}]`).
 pub fn frappe_error_shaped(v: &Value) -> bool {
     match v.get("errors") {
         Some(errors) => errors[0]["type"].is_string(),
         None => {
             v["exc_type"].is_string()
-                && v.get("exc").map_or(true, |e| e == "[]")
+                && v.get("exc")
+                    .map_or(true, |e| *e == json!([v["exception"]]).to_string())
                 && v.get("exc_type").is_some()
         }
     }
