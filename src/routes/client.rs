@@ -1,6 +1,6 @@
 //! `frappe.client.*`: the generic document functions scripts call.
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
@@ -423,7 +423,7 @@ fn scalar_text(v: &Value) -> Option<String> {
 /// `frappe.client.get_single_value`: the value of a Single DocType's field. Neither DocType
 /// here is Single, so, as in Frappe (`frappe.db.get_single_value` reads `tabSingles`, finds no
 /// row and casts None to the field's type), a field answers its type's empty value (`""` for
-/// text, `0` for Int, nothing for other types) and an unknown field is a 404.
+/// text, `0` for Int, nothing for other types) and an unknown field is a 417 ValidationError.
 pub async fn get_single_value(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     let meta = doctype(&call, "get_single_value")?;
@@ -448,14 +448,14 @@ pub async fn get_single_value(name: &str, call: Call) -> Result<HttpResponse, Ap
         })
         .map(|f| f.get("fieldtype").and_then(Value::as_str).unwrap_or(""));
     let Some(fieldtype) = fieldtype else {
-        let mut e = AppError::thrown(
-            StatusCode::NOT_FOUND,
-            "DoesNotExistError",
-            format!("Field {field} does not exist on {}", meta.doctype()),
-        );
-        // A 404 carries no traceback in Frappe.
-        e.exception = None;
-        return Err(e);
+        // Frappe passes `InvalidColumnName` to `str.format` instead of to `frappe.throw`, so an
+        // unknown field raises a plain ValidationError (417), with both names in bold. The
+        // field is escaped here (Frappe reflects it as it came).
+        return Err(AppError::validation(format!(
+            "Field <strong>{}</strong> does not exist on <strong>{}</strong>",
+            crate::error::html_escape(&field),
+            meta.doctype()
+        )));
     };
     let value = match fieldtype {
         "Currency" | "Float" | "Percent" => json!(0.0),
