@@ -3,7 +3,7 @@
 // Run by tests/api/frappe_clients.rs against a fresh service. Every check prints one line,
 // `ok   <name>` or `FAIL <name>: <what differed>`, and the last line is `summary: N ok, M failing`.
 // Each expectation is what the same SDK call gets from a Frappe v15 site (the recordings in
-// tests/compat, and Frappe v15's frappe/client.py, frappe/api, frappe/model/rename_doc.py).
+// tests/fixtures/frappe-reference, and Frappe v15's frappe/client.py, frappe/api, frappe/model/rename_doc.py).
 //
 // The SDK resolves with the body (or its `data`/`message`) and rejects with
 // `{...body, httpStatus, httpStatusText, message: body.message ?? <its own text>,
