@@ -55,6 +55,12 @@ pub struct GlobalOptions {
     /// Run short reads on the request's worker thread when a pooled connection is idle [default: true]
     #[arg(long, global = true, env = "CONNECTED_APPS_INLINE_READS")]
     pub inline_reads: Option<bool>,
+    /// `wsrep_sync_wait` of MariaDB sessions: auto (1 on a Galera cluster, else untouched) or 0-15 [default: auto]
+    #[arg(long, global = true, env = "CONNECTED_APPS_WSREP_SYNC_WAIT")]
+    pub wsrep_sync_wait: Option<crate::db::SyncWait>,
+    /// Times a write that lost a conflict to a concurrent writer runs again [default: 10]
+    #[arg(long, global = true, env = "CONNECTED_APPS_DB_WRITE_RETRIES")]
+    pub db_write_retries: Option<u32>,
     /// Seconds to wait for a database connection [default: 3]
     #[arg(long, global = true, env = "CONNECTED_APPS_DB_TIMEOUT_SECS")]
     pub db_timeout_secs: Option<u64>,
@@ -173,6 +179,8 @@ impl GlobalOptions {
             db_pool_size: self.db_pool_size,
             db_timeout_secs: self.db_timeout_secs,
             inline_reads: self.inline_reads,
+            wsrep_sync_wait: self.wsrep_sync_wait,
+            db_write_retries: self.db_write_retries,
             http_connect_timeout_secs: self.http_connect_timeout_secs,
             http_timeout_secs: self.http_timeout_secs,
             http_max_response: self.http_max_response,

@@ -32,6 +32,10 @@ pub struct Settings {
     /// Run short reads on the request's own worker thread when a pooled connection is idle,
     /// instead of handing them to the blocking pool (see `Db::read`).
     pub inline_reads: bool,
+    /// `wsrep_sync_wait` of the service's MariaDB sessions (`auto`: 1 on a Galera node).
+    pub wsrep_sync_wait: crate::db::SyncWait,
+    /// Times a write that lost a conflict to a concurrent writer runs again.
+    pub db_write_retries: u32,
     /// Largest accepted request body.
     pub body_limit: usize,
     /// Outbound HTTP (OAuth providers).
@@ -72,6 +76,8 @@ impl Default for Settings {
             db_pool_size: 16,
             db_timeout: Duration::from_secs(3),
             inline_reads: true,
+            wsrep_sync_wait: crate::db::SyncWait::Auto,
+            db_write_retries: crate::db::DEFAULT_WRITE_RETRIES,
             body_limit: 1024 * 1024,
             http_connect_timeout: Duration::from_secs(5),
             http_timeout: Duration::from_secs(15),
@@ -103,6 +109,8 @@ pub struct FileSettings {
     pub db_pool_size: Option<u32>,
     pub db_timeout_secs: Option<u64>,
     pub inline_reads: Option<bool>,
+    pub wsrep_sync_wait: Option<crate::db::SyncWait>,
+    pub db_write_retries: Option<u32>,
     pub body_limit: Option<usize>,
     pub http_connect_timeout_secs: Option<u64>,
     pub http_timeout_secs: Option<u64>,
@@ -150,6 +158,8 @@ impl Settings {
             workers,
             db_pool_size,
             inline_reads,
+            wsrep_sync_wait,
+            db_write_retries,
             body_limit,
             http_max_response,
             login_max_failures

@@ -57,6 +57,22 @@ pub struct AppError {
     pub error_message: Option<String>,
     /// A top-level `message` (the login failure body has one).
     pub message: Option<String>,
+    /// Set when the database failed in a way that re-running the transaction can fix.
+    pub db_failure: Option<DbFailure>,
+    /// Seconds a client should wait before trying again (`Retry-After`), on 503s.
+    pub retry_after: Option<u32>,
+}
+
+/// Why a database statement failed, when running the transaction again can succeed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbFailure {
+    /// The transaction lost a conflict and was rolled back by the server: an InnoDB deadlock
+    /// or lock wait timeout, or a Galera certification failure (both `1213`). The connection
+    /// is healthy.
+    Conflict,
+    /// The connection was lost, or its node cannot serve queries (Galera `1047`, no quorum):
+    /// the connection is dropped, and the transaction may run again on another one.
+    Connection,
 }
 
 /// An `AppError` rendered in API v2's `{"errors":[…]}` shape.
@@ -84,6 +100,8 @@ impl AppError {
             messages: vec![],
             error_message: None,
             message: None,
+            db_failure: None,
+            retry_after: None,
         }
     }
 
@@ -216,11 +234,27 @@ impl AppError {
     /// 503: the database (or another dependency) is unavailable right now.
     pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
         tracing::warn!(error = %cause, "dependency unavailable");
-        Self::thrown(
+        let mut e = Self::thrown(
             StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailableError",
             "The service is temporarily unavailable. Please try again.",
-        )
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
+    /// 503 after a write kept losing conflicts to concurrent writers (every retry was used).
+    /// Frappe names a deadlock `QueryDeadlockError`; the client may simply send it again.
+    pub fn conflict(cause: &dyn std::fmt::Display) -> Self {
+        tracing::debug!(error = %cause, "write conflict");
+        let mut e = Self::thrown(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "QueryDeadlockError",
+            "The document was being changed by other requests at the same time. Please try again.",
+        );
+        e.retry_after = Some(1);
+        e.db_failure = Some(DbFailure::Conflict);
+        e
     }
 
     /// 500 with an opaque body; the cause is logged here, once.
@@ -237,8 +271,28 @@ impl AppError {
     /// A diesel error: lost connections become 503, everything else an opaque 500.
     pub fn database(e: &diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
+        let connection_lost = |e: &Error| {
+            let mut err = Self::unavailable(e);
+            err.db_failure = Some(DbFailure::Connection);
+            err
+        };
         match e {
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => Self::unavailable(e),
+            // Galera may answer the ROLLBACK after a conflict at COMMIT with the conflict
+            // again; what counts is why the commit failed (the connection is then dropped).
+            Error::RollbackErrorOnCommit { commit_error, .. } => {
+                let mut err = Self::database(commit_error);
+                if err.db_failure.is_none() {
+                    err.db_failure = Some(DbFailure::Connection);
+                }
+                err
+            }
+            // A connection whose transaction state is unknown: dropped, never reused.
+            Error::BrokenTransactionManager => connection_lost(e),
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::conflict(e),
+            Error::DatabaseError(_, info) if is_conflict_message(info.message()) => {
+                Self::conflict(e)
+            }
+            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => connection_lost(e),
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 let mut err = Self::new(StatusCode::CONFLICT, "DuplicateEntryError");
                 err.exception = Some("frappe.exceptions.DuplicateEntryError".into());
@@ -248,12 +302,13 @@ impl AppError {
                 err
             }
             Error::DatabaseError(_, info) if is_connection_message(info.message()) => {
-                Self::unavailable(e)
+                connection_lost(e)
             }
             Error::SerializationError(_) | Error::DeserializationError(_) => {
                 Self::internal(&e.to_string())
             }
-            _ if is_connection_message(&e.to_string()) => Self::unavailable(e),
+            _ if is_conflict_message(&e.to_string()) => Self::conflict(e),
+            _ if is_connection_message(&e.to_string()) => connection_lost(e),
             _ => Self::internal(&e.to_string()),
         }
     }
@@ -356,10 +411,20 @@ fn exception_module(exc_type: &str) -> String {
     }
 }
 
+/// A Galera certification failure or an InnoDB deadlock (`1213`), or a lock wait timeout
+/// (`1205`): the server rolled the transaction back; running it again can succeed.
+fn is_conflict_message(m: &str) -> bool {
+    let m = m.to_ascii_lowercase();
+    // InnoDB says "Deadlock found when trying to get lock"; Galera "WSREP detected
+    // deadlock/conflict and aborted the transaction".
+    m.contains("deadlock") || m.contains("lock wait timeout exceeded")
+}
+
+/// The connection or its node cannot serve queries: lost, refused, or a Galera node without
+/// quorum (`1047 WSREP has not yet prepared node for application use`).
 fn is_connection_message(m: &str) -> bool {
     let m = m.to_ascii_lowercase();
-    // A Galera certification failure or an InnoDB deadlock: the same request can succeed if retried.
-    m.contains("deadlock found")
+    m.contains("wsrep has not yet prepared node")
         || m.contains("server has gone away")
         || m.contains("lost connection")
         || m.contains("can't connect")
@@ -403,7 +468,11 @@ impl ResponseError for AppError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).json(self.v1_body())
+        let mut r = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after {
+            r.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        r.json(self.v1_body())
     }
 }
 
@@ -413,7 +482,11 @@ impl ResponseError for V2Error {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.0.status).json(self.0.v2_body())
+        let mut r = HttpResponse::build(self.0.status);
+        if let Some(secs) = self.0.retry_after {
+            r.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        r.json(self.0.v2_body())
     }
 }
 

@@ -8,7 +8,7 @@ use actix_web::{web, App, HttpServer};
 
 use crate::auth::{store as users, ADMINISTRATOR, GUEST, SYSTEM_MANAGER};
 use crate::configuration::{Settings, SiteConfig};
-use crate::db::{DatabaseUrl, Db, DbConnection};
+use crate::db::{DatabaseUrl, Db, DbConnection, DbOptions};
 use crate::error::AppResult;
 use crate::frappe::time::Clock;
 use crate::secrets::KeyRing;
@@ -52,8 +52,15 @@ impl Application {
 /// Opens the database (migrating it when asked), loads keys and builds the shared state.
 pub async fn build_state(settings: Settings) -> Result<AppState, String> {
     let url = DatabaseUrl::parse(&settings.database_url)?;
-    let db = Db::connect(&url, settings.db_pool_size, settings.db_timeout)?
-        .with_inline_reads(settings.inline_reads);
+    let db = Db::connect_with(
+        &url,
+        DbOptions {
+            sync_wait: settings.wsrep_sync_wait,
+            write_retries: settings.db_write_retries,
+            ..DbOptions::new(settings.db_pool_size, settings.db_timeout)
+        },
+    )?
+    .with_inline_reads(settings.inline_reads);
     if settings.auto_migrate {
         let db2 = db.clone();
         actix_web::rt::task::spawn_blocking(move || db2.migrate())
@@ -126,12 +133,18 @@ fn site_time_zone(db: &Db) -> Option<String> {
 pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String> {
     let given = state.settings.admin_password.clone();
     let now = state.clock.now();
+    // Instances starting together on an empty database may race here: the loser of a
+    // conflict runs again (`Db::write`), and a user another instance created first counts.
+    let created_by_other = |e: &crate::error::AppError, conn: &mut DbConnection, name: &str| {
+        e.status == actix_web::http::StatusCode::CONFLICT
+            && users::find_user(conn, name).ok().flatten().is_some()
+    };
     state
         .db
-        .run(move |conn| -> AppResult<Option<String>> {
+        .write(move |conn| -> AppResult<Option<String>> {
             let mut generated = None;
             if users::find_user(conn, ADMINISTRATOR)?.is_none() {
-                let password = match given {
+                let password = match given.clone() {
                     Some(p) => p,
                     None => {
                         let p = crate::secrets::random_token(20);
@@ -139,7 +152,7 @@ pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String>
                         p
                     }
                 };
-                users::create_user(
+                let made = users::create_user(
                     conn,
                     &users::NewUser {
                         email: ADMINISTRATOR,
@@ -149,10 +162,15 @@ pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String>
                         now,
                         by: ADMINISTRATOR,
                     },
-                )?;
+                );
+                match made {
+                    Ok(()) => {}
+                    Err(e) if created_by_other(&e, conn, ADMINISTRATOR) => generated = None,
+                    Err(e) => return Err(e),
+                }
             }
             if users::find_user(conn, GUEST)?.is_none() {
-                users::create_user(
+                let made = users::create_user(
                     conn,
                     &users::NewUser {
                         email: GUEST,
@@ -162,7 +180,12 @@ pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String>
                         now,
                         by: ADMINISTRATOR,
                     },
-                )?;
+                );
+                match made {
+                    Ok(()) => {}
+                    Err(e) if created_by_other(&e, conn, GUEST) => {}
+                    Err(e) => return Err(e),
+                }
             }
             Ok(generated)
         })

@@ -3,6 +3,8 @@
 
 pub mod schema;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -10,7 +12,7 @@ use diesel::r2d2::{self, CustomizeConnection, ManageConnection};
 use diesel::{Connection, MysqlConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
-use crate::error::AppError;
+use crate::error::{AppError, DbFailure};
 
 const MYSQL_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/mysql");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
@@ -108,6 +110,16 @@ pub fn redact_url(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Manager {
     url: DatabaseUrl,
+    health: Arc<Health>,
+}
+
+/// What the pool knows about its connections' health, shared by all of them.
+#[derive(Debug, Default)]
+struct Health {
+    /// Counts connection errors seen on any connection of the pool. A connection checked
+    /// out after a connection error it has not been checked since is tested first
+    /// (`SELECT 1`): when one connection to a node died, its siblings often did too.
+    connection_errors: AtomicU64,
 }
 
 /// A pooled connection and whether a query on it failed as if the server went away; such a
@@ -116,6 +128,8 @@ pub struct Manager {
 pub struct PoolConn {
     conn: DbConnection,
     broken: bool,
+    /// `Health::connection_errors` when this connection was opened or last tested.
+    checked_at: u64,
 }
 
 impl std::ops::Deref for PoolConn {
@@ -147,6 +161,7 @@ impl ManageConnection for Manager {
         Ok(PoolConn {
             conn,
             broken: false,
+            checked_at: self.health.connection_errors.load(Ordering::Relaxed),
         })
     }
 
@@ -156,13 +171,120 @@ impl ManageConnection for Manager {
             .map_err(r2d2::Error::QueryError)
     }
 
+    /// Dropped instead of returned: a connection a query found dead, or one whose
+    /// transaction state diesel no longer knows (a failed ROLLBACK after a failed COMMIT).
     fn has_broken(&self, conn: &mut PoolConn) -> bool {
+        use diesel::connection::TransactionManager;
         conn.broken
+            || <DbConnection as Connection>::TransactionManager::is_broken_transaction_manager(
+                &mut conn.conn,
+            )
     }
 }
 
+/// `wsrep_sync_wait` for the service's sessions on a Galera cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncWait {
+    /// `1` (reads wait until the node has applied every write the cluster committed before
+    /// them) when the server is a Galera node, nothing otherwise.
+    #[default]
+    Auto,
+    /// This value on every MariaDB session (`0` turns causal reads off).
+    Value(u8),
+}
+
+impl std::str::FromStr for SyncWait {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(SyncWait::Auto),
+            v => v
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= 15)
+                .map(SyncWait::Value)
+                .ok_or_else(|| format!("wsrep_sync_wait must be auto or 0-15, not {v:?}")),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SyncWait {
+    /// `"auto"`, or a number 0-15 (as a JSON number or string).
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match serde_json::Value::deserialize(d)? {
+            serde_json::Value::Number(n) => n.to_string().parse(),
+            serde_json::Value::String(s) => s.parse(),
+            other => Err(format!("wsrep_sync_wait must be auto or 0-15, not {other}")),
+        }
+        .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Set once a connection of this process found itself on a Galera node.
+static GALERA: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process talks to a Galera cluster (as far as `wsrep_sync_wait = auto` found).
+pub fn on_galera() -> bool {
+    GALERA.load(Ordering::Relaxed)
+}
+
+/// How the pool is built.
+#[derive(Debug, Clone)]
+pub struct DbOptions {
+    pub max_size: u32,
+    pub timeout: Duration,
+    pub sync_wait: SyncWait,
+    /// How often a write that lost a conflict runs again before the client is told to retry.
+    pub write_retries: u32,
+}
+
+impl DbOptions {
+    pub fn new(max_size: u32, timeout: Duration) -> Self {
+        Self {
+            max_size,
+            timeout,
+            sync_wait: SyncWait::Auto,
+            write_retries: DEFAULT_WRITE_RETRIES,
+        }
+    }
+}
+
+pub const DEFAULT_WRITE_RETRIES: u32 = 10;
+
 #[derive(Debug)]
-struct Customizer;
+struct Customizer {
+    sync_wait: SyncWait,
+}
+
+impl Customizer {
+    /// On a Galera node, reads wait for the writes the cluster committed before them, so a
+    /// document written through one instance (and node) is read back through another at once.
+    fn sync_wait(&self, conn: &mut MysqlConnection) -> Result<(), r2d2::Error> {
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct On {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            on: String,
+        }
+        // `wsrep_on` is ON only on a node of a cluster; servers without wsrep support do not
+        // know the variable (an error here means "not Galera").
+        let galera = diesel::sql_query("SELECT CAST(@@GLOBAL.wsrep_on AS CHAR) AS `on`")
+            .load::<On>(conn)
+            .ok()
+            .and_then(|rows| rows.into_iter().next())
+            .is_some_and(|r| r.on == "1" || r.on.eq_ignore_ascii_case("on"));
+        if galera {
+            GALERA.store(true, Ordering::Relaxed);
+        }
+        let value = match self.sync_wait {
+            SyncWait::Value(v) => v,
+            SyncWait::Auto if galera => 1,
+            SyncWait::Auto => return Ok(()),
+        };
+        conn.batch_execute(&format!("SET SESSION wsrep_sync_wait = {value}"))
+            .map_err(r2d2::Error::QueryError)
+    }
+}
 
 impl CustomizeConnection<PoolConn, r2d2::Error> for Customizer {
     fn on_acquire(&self, conn: &mut PoolConn) -> Result<(), r2d2::Error> {
@@ -180,23 +302,12 @@ impl CustomizeConnection<PoolConn, r2d2::Error> for Customizer {
         };
         conn.conn
             .batch_execute(sql)
-            .map_err(r2d2::Error::QueryError)
-    }
-}
-
-/// Runs `f` on a pooled connection; a connection whose query failed as if the server went
-/// away is dropped when it returns to the pool.
-fn use_connection<T>(
-    mut conn: PooledConnection,
-    f: impl FnOnce(&mut DbConnection) -> Result<T, AppError>,
-) -> Result<T, AppError> {
-    let result = f(&mut conn);
-    if let Err(e) = &result {
-        if e.status == actix_web::http::StatusCode::SERVICE_UNAVAILABLE {
-            conn.broken = true;
+            .map_err(r2d2::Error::QueryError)?;
+        match &mut conn.conn {
+            DbConnection::Mysql(c) => self.sync_wait(c),
+            DbConnection::Sqlite(_) => Ok(()),
         }
     }
-    result
 }
 
 pub type Pool = r2d2::Pool<Manager>;
@@ -208,6 +319,8 @@ pub struct Db {
     pool: Pool,
     pub backend: Backend,
     inline_reads: bool,
+    health: Arc<Health>,
+    write_retries: u32,
 }
 
 impl std::fmt::Debug for Db {
@@ -221,6 +334,17 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens a pool. SQLite files and their folder are created when missing.
     pub fn connect(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> Result<Db, String> {
+        Self::connect_with(url, DbOptions::new(max_size, timeout))
+    }
+
+    /// Opens a pool with every option.
+    pub fn connect_with(url: &DatabaseUrl, options: DbOptions) -> Result<Db, String> {
+        let DbOptions {
+            max_size,
+            timeout,
+            sync_wait,
+            write_retries,
+        } = options;
         if let Some(path) = url.sqlite_path() {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
@@ -229,24 +353,71 @@ impl Db {
                 }
             }
         }
-        let manager = Manager { url: url.clone() };
+        let health = Arc::new(Health::default());
+        let manager = Manager {
+            url: url.clone(),
+            health: health.clone(),
+        };
         let pool = r2d2::Pool::builder()
             .max_size(max_size)
             .min_idle(Some(1))
             .connection_timeout(timeout)
             .test_on_check_out(false)
-            .connection_customizer(Box::new(Customizer))
+            .connection_customizer(Box::new(Customizer { sync_wait }))
             .build(manager)
             .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
         Ok(Db {
             pool,
             backend: url.backend,
             inline_reads: false,
+            health,
+            write_retries,
         })
     }
 
+    /// A pooled connection, tested first when a connection error happened since it was last
+    /// tested (a broken one is dropped and the next one tried).
     pub fn get(&self) -> Result<PooledConnection, AppError> {
-        self.pool.get().map_err(|e| AppError::unavailable(&e))
+        loop {
+            let conn = self.pool.get().map_err(|e| AppError::unavailable(&e))?;
+            if let Some(conn) = self.checked(conn) {
+                return Ok(conn);
+            }
+        }
+    }
+
+    /// The connection, or `None` (and it is dropped) when it needed a test and failed it.
+    fn checked(&self, mut conn: PooledConnection) -> Option<PooledConnection> {
+        let errors = self.health.connection_errors.load(Ordering::Relaxed);
+        if conn.checked_at == errors {
+            return Some(conn);
+        }
+        if conn.conn.batch_execute("SELECT 1").is_err() {
+            conn.broken = true;
+            return None;
+        }
+        conn.checked_at = errors;
+        Some(conn)
+    }
+
+    /// Runs `f` on a pooled connection; a connection whose query failed as if the server went
+    /// away is dropped when it returns to the pool, and every other connection is tested
+    /// before its next use. A lost conflict (`1213`) leaves the connection as it is.
+    fn use_connection<T>(
+        &self,
+        mut conn: PooledConnection,
+        f: impl FnOnce(&mut DbConnection) -> Result<T, AppError>,
+    ) -> Result<T, AppError> {
+        let result = f(&mut conn);
+        if let Err(e) = &result {
+            if e.db_failure == Some(DbFailure::Connection) {
+                conn.broken = true;
+                self.health
+                    .connection_errors
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        result
     }
 
     /// Pool use for metrics: (connections, idle).
@@ -276,8 +447,8 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
     {
         if self.inline_reads {
-            if let Some(conn) = self.pool.try_get() {
-                return use_connection(conn, f);
+            if let Some(conn) = self.pool.try_get().and_then(|c| self.checked(c)) {
+                return self.use_connection(conn, f);
             }
         }
         self.run(f).await
@@ -293,19 +464,145 @@ impl Db {
         let span = tracing::Span::current();
         actix_web::rt::task::spawn_blocking(move || {
             let _entered = span.enter();
-            use_connection(db.get()?, f)
+            db.use_connection(db.get()?, f)
         })
         .await
         .map_err(|_| AppError::internal("a database task was cancelled"))?
     }
 
-    /// Applies pending migrations of this backend.
+    /// Runs `f`, which writes in one transaction ([`write_transaction`]), on the blocking
+    /// pool, and runs it again from its start when it lost a conflict to a concurrent writer (an InnoDB
+    /// deadlock, a Galera certification failure through another node: `1213`) or its
+    /// connection was lost, a bounded number of times with jittered exponential backoff.
+    ///
+    /// `f` must be safe to run again: it reads what it decides on inside the transaction
+    /// (a rolled-back attempt leaves nothing behind). On a Galera cluster `SELECT … FOR
+    /// UPDATE` does not lock across nodes; the loser of two conflicting transactions learns
+    /// it here, at commit or at its next statement, and re-reads. When every retry lost, the
+    /// answer is a 503 `QueryDeadlockError` with `Retry-After`.
+    pub async fn write<T, F>(&self, mut f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut DbConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        let db = self.clone();
+        let span = tracing::Span::current();
+        actix_web::rt::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conflicts = 0;
+            let mut lost = 0;
+            loop {
+                let result = db.get().and_then(|conn| db.use_connection(conn, &mut f));
+                let Err(e) = &result else { return result };
+                match e.db_failure {
+                    Some(DbFailure::Conflict) if conflicts < db.write_retries => {
+                        conflicts += 1;
+                        tracing::debug!(
+                            attempt = conflicts,
+                            "write conflict; running the transaction again"
+                        );
+                        std::thread::sleep(backoff(conflicts));
+                    }
+                    // A lost connection may have lost a commit's answer, not the commit:
+                    // retry once, and not when the node is gone (the pool then waits
+                    // `db_timeout` for a new connection and answers 503).
+                    Some(DbFailure::Connection) if lost < 1 => {
+                        lost += 1;
+                        std::thread::sleep(backoff(1));
+                    }
+                    Some(DbFailure::Conflict) => {
+                        tracing::warn!(
+                            retries = conflicts,
+                            "write still conflicting after every retry"
+                        );
+                        return result;
+                    }
+                    _ => return result,
+                }
+            }
+        })
+        .await
+        .map_err(|_| AppError::internal("a database task was cancelled"))?
+    }
+
+    /// Applies pending migrations of this backend. Several instances starting at once on
+    /// one database (through one server or several nodes of a cluster) take turns: one
+    /// applies, the others wait for it and then find nothing left to apply.
     pub fn migrate(&self) -> Result<Vec<String>, String> {
         let mut conn = self
             .pool
             .get()
             .map_err(|e| format!("cannot connect: {e}"))?;
-        run_migrations(&mut conn)
+        let lock = MigrationLock::take(&mut conn)?;
+        let result = run_migrations(&mut conn);
+        lock.release(&mut conn);
+        result
+    }
+}
+
+/// Full-jitter exponential backoff: up to 4 ms after the first conflict, doubling to a cap
+/// of 256 ms, so colliding writers spread out instead of colliding again.
+fn backoff(attempt: u32) -> Duration {
+    use rand::Rng;
+    let cap_ms = 4u64 << attempt.saturating_sub(1).min(6);
+    Duration::from_micros(rand::thread_rng().gen_range(500..=cap_ms * 1000))
+}
+
+/// A row in `ca_migration_lock` held while migrations run. Taking it is one INSERT of a
+/// fixed primary key, which a database decides for exactly one writer, whichever Galera node
+/// each one writes through (`GET_LOCK` and `FOR UPDATE` are local to one node). A holder
+/// that died leaves a row older than [`MigrationLock::STALE_SECS`], which the next one takes
+/// over.
+struct MigrationLock {
+    holder: String,
+}
+
+impl MigrationLock {
+    const STALE_SECS: i64 = 600;
+
+    fn take(conn: &mut DbConnection) -> Result<MigrationLock, String> {
+        use diesel::sql_types::{BigInt, Text};
+        use diesel::RunQueryDsl;
+        conn.batch_execute(
+            "CREATE TABLE IF NOT EXISTS ca_migration_lock (id INT NOT NULL PRIMARY KEY, holder VARCHAR(64) NOT NULL, since BIGINT NOT NULL)",
+        )
+        .map_err(|e| format!("cannot create the migration lock: {e}"))?;
+        let holder = uuid::Uuid::new_v4().to_string();
+        let started = std::time::Instant::now();
+        let mut waited = false;
+        loop {
+            let now = chrono::Utc::now().timestamp();
+            let taken = diesel::sql_query(
+                "INSERT INTO ca_migration_lock (id, holder, since) VALUES (1, ?, ?)",
+            )
+            .bind::<Text, _>(&holder)
+            .bind::<BigInt, _>(now)
+            .execute(conn)
+            .is_ok();
+            if taken {
+                return Ok(MigrationLock { holder });
+            }
+            // Another instance migrates right now (or died doing so long ago).
+            let _ = diesel::sql_query("DELETE FROM ca_migration_lock WHERE id = 1 AND since < ?")
+                .bind::<BigInt, _>(now - Self::STALE_SECS)
+                .execute(conn);
+            if !waited {
+                tracing::info!("another instance is applying migrations; waiting for it");
+                waited = true;
+            }
+            if started.elapsed() > Duration::from_secs(Self::STALE_SECS as u64 + 60) {
+                return Err("another instance holds the migration lock (ca_migration_lock) and does not finish".into());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn release(self, conn: &mut DbConnection) {
+        use diesel::sql_types::Text;
+        use diesel::RunQueryDsl;
+        let _ = diesel::sql_query("DELETE FROM ca_migration_lock WHERE id = 1 AND holder = ?")
+            .bind::<Text, _>(&self.holder)
+            .execute(conn);
     }
 }
 

@@ -154,6 +154,9 @@ pub struct Doc {
     pub row: Row,
     /// Child rows per child field, in `meta.children` order, each sorted by idx.
     pub children: Vec<Vec<ChildRow>>,
+    /// `modified` as it was read from the database (`None` for a new document): on MariaDB
+    /// the save writes only while it still holds (see `store::update`).
+    pub loaded_modified: Option<chrono::NaiveDateTime>,
 }
 
 impl Doc {
@@ -162,6 +165,7 @@ impl Doc {
             meta,
             row: Row::new(name),
             children: meta.children.iter().map(|_| Vec::new()).collect(),
+            loaded_modified: None,
         }
     }
 

@@ -493,9 +493,11 @@ pub async fn create(
     let st = StatePtr::new(state);
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let state = st.get();
             validate_mandatory(&doc)?;
+            // A retried attempt starts again from the document as the request built it.
+            let mut doc = doc.clone();
             crate::db::write_transaction(conn, |conn| {
                 before_save(state, conn, &mut doc)?;
                 if store::exists(conn, meta, doc.name())?.is_some() {
@@ -544,7 +546,7 @@ pub async fn update(
     let st = StatePtr::new(state);
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let state = st.get();
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, meta, &name)?;
@@ -667,7 +669,7 @@ pub async fn delete(
     let user = user.clone();
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, meta, &name)?;
                 let Some(doc) = store::load(conn, meta, &name)? else {

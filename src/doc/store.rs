@@ -94,6 +94,7 @@ pub fn load(conn: &mut DbConnection, meta: &'static DocMeta, name: &str) -> AppR
     }
     Ok(Some(Doc {
         meta,
+        loaded_modified: row.modified,
         row,
         children,
     }))
@@ -189,13 +190,23 @@ fn insert_row(conn: &mut DbConnection, table: &TableMeta, row: &Row) -> AppResul
 }
 
 fn update_row(conn: &mut DbConnection, table: &TableMeta, row: &Row) -> AppResult<usize> {
+    update_row_if(conn, table, row, None)
+}
+
+/// Updates a row by name, and only while its `modified` is `expected` when that is given.
+fn update_row_if(
+    conn: &mut DbConnection,
+    table: &TableMeta,
+    row: &Row,
+    expected: Option<chrono::NaiveDateTime>,
+) -> AppResult<usize> {
     let cols: Vec<&crate::frappe::meta::Column> = table
         .columns
         .iter()
         .filter(|c| c.name != "name" && c.name != "creation")
         .collect();
     let sets: Vec<String> = cols.iter().map(|c| format!("`{}` = ?", c.name)).collect();
-    let sql = format!(
+    let mut sql = format!(
         "UPDATE `{}` SET {} WHERE `name` = ?",
         table.table,
         sets.join(", ")
@@ -205,6 +216,10 @@ fn update_row(conn: &mut DbConnection, table: &TableMeta, row: &Row) -> AppResul
         .map(|c| column_value(row, c.name, c.kind))
         .collect();
     binds.push(SqlValue::Text(row.name.clone()));
+    if let Some(t) = expected {
+        sql.push_str(" AND `modified` = ?");
+        binds.push(SqlValue::Text(time::format(&t)));
+    }
     Ok(Sql::new(sql).bind_all(binds).run(conn)?)
 }
 
@@ -221,8 +236,26 @@ pub fn insert(conn: &mut DbConnection, doc: &Doc) -> AppResult<()> {
 
 /// Saves a changed document: the parent row, then each child table (rows that are gone are
 /// deleted, kept rows updated in place, new rows inserted).
+///
+/// On MariaDB the parent row is written only while its `modified` is still the one the
+/// document was loaded with: a write in between (through this node or, on a Galera cluster,
+/// another one) makes this a conflict, which `Db::write` answers by running the whole
+/// transaction again on fresh data. The decision is the UPDATE itself, which Galera
+/// certifies across nodes (a `FOR UPDATE` lock is local to one node).
 pub fn update(conn: &mut DbConnection, doc: &Doc, replaced_tables: &[&str]) -> AppResult<()> {
-    if update_row(conn, doc.meta.parent, &doc.row)? == 0 {
+    let expected = match conn {
+        DbConnection::Mysql(_) => doc.loaded_modified,
+        // SQLite writers hold the database's write lock for the whole transaction.
+        DbConnection::Sqlite(_) => None,
+    };
+    if update_row_if(conn, doc.meta.parent, &doc.row, expected)? == 0 {
+        if expected.is_some() {
+            return Err(AppError::conflict(&format_args!(
+                "{} {} changed since it was read",
+                doc.meta.doctype(),
+                doc.row.name
+            )));
+        }
         return Err(AppError::not_found(doc.meta.doctype(), &doc.row.name));
     }
     for (i, child) in doc.meta.children.iter().enumerate() {
@@ -307,8 +340,13 @@ pub fn delete(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<
 
 /// Locks a document row until the transaction ends (MariaDB `FOR UPDATE`; SQLite transactions
 /// that write are already exclusive).
+///
+/// Not on a Galera cluster: there the lock holds on one node only, and a local transaction
+/// waiting on it when a conflicting write set arrives from another node can hang its client
+/// (seen with MariaDB 10.11: the aborted thread stays `Killed` and never answers). There the
+/// conditional UPDATE of `update` alone decides.
 pub fn lock(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<()> {
-    if let DbConnection::Mysql(_) = conn {
+    if let (DbConnection::Mysql(_), false) = (&conn, crate::db::on_galera()) {
         let sql = format!(
             "SELECT CAST(`name` AS CHAR) AS c0 FROM `{}` WHERE `name` = ? FOR UPDATE",
             meta.parent.table

@@ -150,7 +150,7 @@ pub async fn initiate(
     let st = StatePtr::new(state);
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let state = st.get();
             let now = state.clock.now();
             let ep = endpoints(state, conn, &app)?;
@@ -308,7 +308,7 @@ pub async fn callback(
     let st = StatePtr::new(state);
     let success_uri = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let state = st.get();
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &name2)?;
@@ -476,7 +476,7 @@ pub async fn get_access_token(
         let lease = state.settings.http_timeout.as_secs() as i64 + 5;
         let taken = state
             .db
-            .run(move |conn| {
+            .write(move |conn| {
                 let now = clock.now();
                 oauth_store::take_lease(conn, &n2, &o2, now, now + chrono::Duration::seconds(lease))
             })
@@ -490,7 +490,7 @@ pub async fn get_access_token(
             let (n3, o3) = (name.clone(), owner.clone());
             let _ = state
                 .db
-                .run(move |conn| oauth_store::release_lease(conn, &n3, &o3))
+                .write(move |conn| oauth_store::release_lease(conn, &n3, &o3))
                 .await;
             result?;
             continue;
@@ -613,7 +613,7 @@ async fn refresh_now(state: &SharedState, name: &str, caller: &str) -> AppResult
             let st = StatePtr::new(state);
             state
                 .db
-                .run(move |conn| {
+                .write(move |conn| {
                     let state = st.get();
                     crate::db::write_transaction(conn, |conn| {
                         store::lock(conn, &TOKEN_CACHE, &n)?;
@@ -631,7 +631,7 @@ async fn refresh_now(state: &SharedState, name: &str, caller: &str) -> AppResult
             let n = name.to_string();
             state
                 .db
-                .run(move |conn| {
+                .write(move |conn| {
                     let mut ts = oauth_store::token_state(conn, &n)?.unwrap_or_default();
                     ts.token_cache = n.clone();
                     ts.needs_reconnect = 1;
@@ -707,7 +707,7 @@ pub async fn backend_app_token(
     let st = StatePtr::new(state);
     state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             let state = st.get();
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &n)?;

@@ -24,11 +24,17 @@ pub fn frappe_error_shaped(v: &Value) -> bool {
         Some(errors) => errors[0]["type"].is_string(),
         None => {
             v["exc_type"].is_string()
-                && v.get("exc")
-                    .map_or(true, |e| *e == json!([v["exception"]]).to_string())
+                && v.get("exc").map_or(true, |e| exc_is_exception_line(e, v))
                 && v.get("exc_type").is_some()
         }
     }
+}
+
+/// `exc` is the JSON text of a list holding exactly the body's `exception`.
+pub fn exc_is_exception_line(exc: &Value, body: &Value) -> bool {
+    exc.as_str()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .is_some_and(|list| list == json!([body["exception"]]))
 }
 
 /// Text an answer must never carry: tracebacks, SQL errors, stored secrets and hashes.
