@@ -73,6 +73,10 @@ pub struct GlobalOptions {
     /// Largest accepted provider response, in bytes [default: 1048576]
     #[arg(long, global = true, env = "CONNECTED_APPS_HTTP_MAX_RESPONSE")]
     pub http_max_response: Option<usize>,
+    /// Networks and host names provider requests may reach although they are not public
+    /// (loopback, private, link-local, …), comma-separated, e.g. `127.0.0.0/8,::1,idp.internal` [default: none]
+    #[arg(long, global = true, env = "CONNECTED_APPS_OUTBOUND_ALLOW")]
+    pub outbound_allow: Option<crate::oauth::outbound::OutboundAllow>,
     /// Seconds an authorization `state` stays valid [default: 600]
     #[arg(long, global = true, env = "CONNECTED_APPS_STATE_TTL_SECS")]
     pub state_ttl_secs: Option<u64>,
@@ -184,6 +188,7 @@ impl GlobalOptions {
             http_connect_timeout_secs: self.http_connect_timeout_secs,
             http_timeout_secs: self.http_timeout_secs,
             http_max_response: self.http_max_response,
+            outbound_allow: self.outbound_allow.clone(),
             state_ttl_secs: self.state_ttl_secs,
             refresh_margin_secs: self.refresh_margin_secs,
             api_key_cache_ttl_secs: self.api_key_cache_ttl_secs,

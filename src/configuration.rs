@@ -42,6 +42,9 @@ pub struct Settings {
     pub http_connect_timeout: Duration,
     pub http_timeout: Duration,
     pub http_max_response: usize,
+    /// Networks and host names provider requests may reach although they are not public
+    /// (loopback, private, link-local…); everything else non-public is refused.
+    pub outbound_allow: crate::oauth::outbound::OutboundAllow,
     /// How long an authorization `state` stays valid.
     pub state_ttl: Duration,
     /// Refresh a token this long before it expires.
@@ -82,6 +85,7 @@ impl Default for Settings {
             http_connect_timeout: Duration::from_secs(5),
             http_timeout: Duration::from_secs(15),
             http_max_response: 1024 * 1024,
+            outbound_allow: Default::default(),
             state_ttl: Duration::from_secs(600),
             refresh_margin: Duration::from_secs(60),
             api_key_cache_ttl: Duration::from_secs(30),
@@ -115,6 +119,8 @@ pub struct FileSettings {
     pub http_connect_timeout_secs: Option<u64>,
     pub http_timeout_secs: Option<u64>,
     pub http_max_response: Option<usize>,
+    /// `"127.0.0.0/8,::1"` or `["127.0.0.0/8", "::1"]`.
+    pub outbound_allow: Option<crate::oauth::outbound::OutboundAllow>,
     pub state_ttl_secs: Option<u64>,
     pub refresh_margin_secs: Option<u64>,
     pub api_key_cache_ttl_secs: Option<u64>,
@@ -162,6 +168,7 @@ impl Settings {
             db_write_retries,
             body_limit,
             http_max_response,
+            outbound_allow,
             login_max_failures
         );
         if f.admin_password.is_some() {
@@ -261,6 +268,7 @@ impl std::fmt::Debug for Settings {
             .field("db_pool_size", &self.db_pool_size)
             .field("inline_reads", &self.inline_reads)
             .field("body_limit", &self.body_limit)
+            .field("outbound_allow", &self.outbound_allow.to_string())
             .finish_non_exhaustive()
     }
 }

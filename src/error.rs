@@ -60,7 +60,7 @@ pub struct AppError {
     /// Set when the database failed in a way that re-running the transaction can fix.
     pub db_failure: Option<DbFailure>,
     /// Seconds a client should wait before trying again (`Retry-After`), on 503s.
-    pub retry_after: Option<u32>,
+    pub retry_after: Option<u8>,
 }
 
 /// Why a database statement failed, when running the transaction again can succeed.

@@ -93,6 +93,7 @@ pub async fn build_state(settings: Settings) -> Result<AppState, String> {
     let http = crate::oauth::client::build_http_client(
         settings.http_connect_timeout,
         settings.http_timeout,
+        &settings.outbound_allow,
     )
     .map_err(|e| e.to_string())?;
     let metrics = crate::metrics::Metrics::new(settings.db_pool_size);

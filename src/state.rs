@@ -22,8 +22,9 @@ pub struct AppState {
     pub clock: Clock,
     /// `public_url` without a trailing slash.
     pub public_url: String,
-    /// The one outbound HTTP client: no redirects, timeouts, http/https only.
-    pub http: reqwest::Client,
+    /// The one outbound HTTP client: no redirects, timeouts, http/https only, and only
+    /// destinations `outbound_allow` permits.
+    pub http: crate::oauth::client::HttpClient,
     pub api_keys: ApiKeyCache,
     pub oauth: crate::oauth::OAuthState,
     pub docs: crate::doc::cache::DocCache,

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -31,6 +31,8 @@ use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value};
 use url::Url;
+
+use super::outbound::{self, GuardedResolver, OutboundAllow};
 
 /// The Content-Type that requests-oauthlib sends with token requests.
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded;charset=UTF-8";
@@ -82,6 +84,16 @@ pub enum OAuthError {
     /// The connect or total timeout of the shared client elapsed.
     #[error("{endpoint} did not answer in time")]
     Timeout {
+        /// `scheme://host[:port]/path` of the request.
+        endpoint: String,
+    },
+    /// The destination is not public and `outbound_allow` does not list it: nothing was sent
+    /// and no connection was opened. Told apart from [`OAuthError::Unreachable`] only in logs
+    /// and metrics; a client sees the same answer for both (see `flow::provider_error`).
+    #[error(
+        "{endpoint} is not a public address and not listed in outbound_allow; it was not contacted"
+    )]
+    Refused {
         /// `scheme://host[:port]/path` of the request.
         endpoint: String,
     },
@@ -169,19 +181,38 @@ impl Default for ClientLimits {
     }
 }
 
-/// Builds the one shared HTTP client: redirects are never followed, connect and total timeouts
-/// are set, and only plain http/https is used (every call also checks the URL scheme).
+/// The one shared HTTP client for provider requests: redirects are never followed, connect and
+/// total timeouts are set, only plain http/https is used (every call also checks the URL
+/// scheme), no proxy is used, and only destinations `outbound_allow` permits are connected to
+/// (see [`super::outbound`]).
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    inner: reqwest::Client,
+    allow: Arc<OutboundAllow>,
+}
+
+/// Builds the shared [`HttpClient`].
+///
+/// Environment proxies (`HTTP_PROXY`, …) are ignored: a proxy would resolve and connect to the
+/// provider's host itself, past the address check.
 pub fn build_http_client(
     connect_timeout: Duration,
     timeout: Duration,
-) -> Result<reqwest::Client, OAuthError> {
-    reqwest::Client::builder()
+    allow: &OutboundAllow,
+) -> Result<HttpClient, OAuthError> {
+    let inner = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(Arc::new(GuardedResolver::new(allow.clone())))
         .connect_timeout(connect_timeout)
         .timeout(timeout)
         .user_agent(concat!("connected-apps/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| OAuthError::Request(error_chain(&e.without_url())))
+        .map_err(|e| OAuthError::Request(error_chain(&e.without_url())))?;
+    Ok(HttpClient {
+        inner,
+        allow: Arc::new(allow.clone()),
+    })
 }
 
 /// What the flows need from a Connected App (filled from the database by the caller).
@@ -325,7 +356,7 @@ pub struct TokenSet {
 /// Authorization header; `Accept: application/json`. Same field set as Frappe (exchange 323)
 /// plus `code_verifier` when PKCE is used; only the order differs.
 pub async fn exchange_code(
-    http: &reqwest::Client,
+    http: &HttpClient,
     limits: &ClientLimits,
     app: &AppEndpoints,
     code: &str,
@@ -364,7 +395,7 @@ pub async fn exchange_code(
 /// of "refreshing" a Token Cache that has no tokens yet (console 411): the same body without
 /// `refresh_token`, which oauth2 cannot send, so that request is built with reqwest directly.
 pub async fn refresh(
-    http: &reqwest::Client,
+    http: &HttpClient,
     limits: &ClientLimits,
     app: &AppEndpoints,
     refresh_token: Option<&SecretString>,
@@ -388,6 +419,7 @@ pub async fn refresh(
             form.push(("scope", &scope));
         }
         let request = http
+            .inner
             .post(token_url.url().clone())
             .header(ACCEPT, "application/json")
             .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
@@ -419,7 +451,7 @@ pub async fn refresh(
 /// differs as soon as either contains a reserved character. A missing secret is sent as `""`,
 /// as requests-oauthlib does.
 pub async fn client_credentials(
-    http: &reqwest::Client,
+    http: &HttpClient,
     limits: &ClientLimits,
     app: &AppEndpoints,
 ) -> Result<TokenSet, OAuthError> {
@@ -444,6 +476,7 @@ pub async fn client_credentials(
         form.push(("scope", &scope));
     }
     let request = http
+        .inner
         .post(token_url.url().clone())
         .header(ACCEPT, "application/json")
         .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
@@ -479,7 +512,7 @@ impl TokenKind {
 /// (`ConfigurationError::InsecureUrl`), and development providers (like the recorded one on
 /// `http://127.0.0.1:9100`) use http.
 pub async fn revoke(
-    http: &reqwest::Client,
+    http: &HttpClient,
     limits: &ClientLimits,
     app: &AppEndpoints,
     token: &SecretString,
@@ -500,6 +533,7 @@ pub async fn revoke(
     }
     let endpoint = redacted_endpoint(&url);
     let request = http
+        .inner
         .post(url)
         .header(ACCEPT, "application/json")
         .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
@@ -536,13 +570,13 @@ pub struct Discovery {
 /// Fetches an OpenID configuration (`GET url`, Accept: application/json). Built with reqwest
 /// directly: oauth2 has no discovery support.
 pub async fn discover(
-    http: &reqwest::Client,
+    http: &HttpClient,
     limits: &ClientLimits,
     url: &str,
 ) -> Result<Discovery, OAuthError> {
     let parsed = parse_http_url(url, "openid_configuration")?;
     let endpoint = redacted_endpoint(&parsed);
-    let request = http.get(parsed).header(ACCEPT, "application/json");
+    let request = http.inner.get(parsed).header(ACCEPT, "application/json");
     let raw = send_built(http, limits, request).await?;
     if !(200..300).contains(&raw.status) {
         return Err(OAuthError::Status {
@@ -592,13 +626,13 @@ struct RawResponse {
 /// It owns a clone of the client (a reference count) rather than borrowing it: a borrowed
 /// lifetime on the `AsyncHttpClient` impl makes the flows' futures fail rustc's `Send` check.
 struct Transport {
-    http: reqwest::Client,
+    http: HttpClient,
     limits: ClientLimits,
     last: Mutex<Option<RawResponse>>,
 }
 
 impl Transport {
-    fn new(http: &reqwest::Client, limits: &ClientLimits) -> Self {
+    fn new(http: &HttpClient, limits: &ClientLimits) -> Self {
         Transport {
             http: http.clone(),
             limits: *limits,
@@ -650,7 +684,7 @@ impl<'c> AsyncHttpClient<'c> for Transport {
 
 /// Builds a reqwest request and sends it with [`send`].
 async fn send_built(
-    http: &reqwest::Client,
+    http: &HttpClient,
     limits: &ClientLimits,
     builder: reqwest::RequestBuilder,
 ) -> Result<RawResponse, OAuthError> {
@@ -663,7 +697,7 @@ async fn send_built(
 /// Sends one request (http/https only, redirects are not followed by the shared client) and
 /// reads the body, failing as soon as it is known to exceed the cap.
 async fn send(
-    http: &reqwest::Client,
+    http: &HttpClient,
     limits: &ClientLimits,
     request: reqwest::Request,
 ) -> Result<RawResponse, OAuthError> {
@@ -671,7 +705,12 @@ async fn send(
     if !matches!(request.url().scheme(), "http" | "https") {
         return Err(OAuthError::InvalidUrl("url"));
     }
+    // A literal IP host is connected to without asking the resolver: check it here.
+    if outbound::check_url(request.url(), &http.allow).is_err() {
+        return Err(OAuthError::Refused { endpoint });
+    }
     let mut response = http
+        .inner
         .execute(request)
         .await
         .map_err(|e| transport_error(&endpoint, e))?;
@@ -701,9 +740,14 @@ async fn send(
     Ok(RawResponse { status, body })
 }
 
-/// A reqwest error as [`OAuthError::Timeout`] or [`OAuthError::Unreachable`], without its URL.
+/// A reqwest error as [`OAuthError::Refused`] (the resolver kept no address),
+/// [`OAuthError::Timeout`] or [`OAuthError::Unreachable`], without its URL.
 fn transport_error(endpoint: &str, err: reqwest::Error) -> OAuthError {
-    if err.is_timeout() {
+    if outbound::is_refused(&err) {
+        OAuthError::Refused {
+            endpoint: endpoint.to_owned(),
+        }
+    } else if err.is_timeout() {
         OAuthError::Timeout {
             endpoint: endpoint.to_owned(),
         }
@@ -1063,8 +1107,13 @@ mod tests {
         }
     }
 
-    fn http() -> reqwest::Client {
-        build_http_client(Duration::from_secs(2), Duration::from_secs(5)).unwrap()
+    /// The shared client, allowed to reach the test providers on loopback.
+    fn http() -> HttpClient {
+        build_http_client(Duration::from_secs(2), Duration::from_secs(5), &loopback()).unwrap()
+    }
+
+    fn loopback() -> OutboundAllow {
+        "127.0.0.0/8,::1".parse().unwrap()
     }
 
     const LIMITS: ClientLimits = ClientLimits {
@@ -1507,8 +1556,12 @@ mod tests {
     #[tokio::test]
     async fn provider_that_never_answers_times_out() {
         let (base, _) = provider(vec![Canned::Hang]).await;
-        let http =
-            build_http_client(Duration::from_millis(500), Duration::from_millis(500)).unwrap();
+        let http = build_http_client(
+            Duration::from_millis(500),
+            Duration::from_millis(500),
+            &loopback(),
+        )
+        .unwrap();
         let mut a = app(&base);
         a.token_uri = Some(format!("{base}/token?api_key=hidden"));
         let started = std::time::Instant::now();
@@ -1539,6 +1592,75 @@ mod tests {
         assert!(matches!(e, OAuthError::Unreachable { .. }), "{e:?}");
         assert!(e.is_transient());
         assert!(!format!("{e} {e:?}").contains("s3cr3t"));
+    }
+
+    /// Every flow refuses non-public destinations before connecting: loopback (with a real
+    /// listener that counts connections), a name resolving to it, and literal addresses that
+    /// are checked before any socket exists (`Refused` is only made before `execute` or by the
+    /// resolver, never after a connection attempt).
+    #[tokio::test]
+    async fn refused_destinations_are_never_contacted() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((_socket, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        let none = build_http_client(
+            Duration::from_secs(5),
+            Duration::from_secs(10),
+            &OutboundAllow::default(),
+        )
+        .unwrap();
+        let s = SecretString::from("tok");
+        for base in [
+            format!("http://127.0.0.1:{port}"),
+            format!("http://localhost:{port}"),
+            format!("http://[::ffff:127.0.0.1]:{port}"),
+            format!("http://0.0.0.0:{port}"),
+            "http://169.254.169.254".to_owned(),
+            "http://10.0.0.1".to_owned(),
+            "https://[fd00::1]".to_owned(),
+            "http://[fe80::1]".to_owned(),
+        ] {
+            let a = app(&base);
+            let started = std::time::Instant::now();
+            let errors = [
+                exchange_code(&none, &LIMITS, &a, "c", None).await.err(),
+                refresh(&none, &LIMITS, &a, Some(&s)).await.err(),
+                refresh(&none, &LIMITS, &a, None).await.err(),
+                client_credentials(&none, &LIMITS, &a).await.err(),
+                revoke(&none, &LIMITS, &a, &s, TokenKind::RefreshToken)
+                    .await
+                    .err(),
+                discover(
+                    &none,
+                    &LIMITS,
+                    &format!("{base}/.well-known/openid-configuration"),
+                )
+                .await
+                .err(),
+            ];
+            for e in errors {
+                assert!(
+                    matches!(e, Some(OAuthError::Refused { .. })),
+                    "{base}: {e:?}"
+                );
+                assert!(!e.is_some_and(|e| e.is_transient()));
+            }
+            assert!(started.elapsed() < Duration::from_secs(2), "{base}");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 0);
+        // The same listener is reached once loopback is allowed.
+        let e = client_credentials(&http(), &LIMITS, &app(&format!("http://localhost:{port}")))
+            .await
+            .unwrap_err();
+        assert!(!matches!(e, OAuthError::Refused { .. }), "{e:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
@@ -1644,7 +1766,7 @@ mod tests {
     #[test]
     fn flows_are_send() {
         fn assert_send<T: Send>(_: &T) {}
-        let http = reqwest::Client::new();
+        let http = http();
         let a = app("http://127.0.0.1:1");
         let s = SecretString::from("x");
         assert_send(&exchange_code(&http, &LIMITS, &a, "c", Some(&s)));

@@ -97,13 +97,20 @@ pub fn endpoints(state: &AppState, conn: &mut DbConnection, app: &Doc) -> AppRes
 }
 
 /// A provider failure as a Frappe-shaped 4xx (or 503 when the provider is unreachable).
+///
+/// Every failure to get an answer at all (a destination `outbound_allow` refuses, a refused
+/// connection, a DNS failure, a timeout) is the same 503 with the same words, naming no
+/// address, port or cause: a caller who may set an app's URLs cannot use the answers to map
+/// internal hosts and services. The cause is logged server-side.
 pub fn provider_error(e: &OAuthError) -> AppError {
     match e {
         OAuthError::InvalidTokenType => AppError::validation("Received an invalid token type."),
-        OAuthError::Unreachable { .. } | OAuthError::Timeout { .. } => AppError::thrown(
+        OAuthError::Unreachable { .. }
+        | OAuthError::Timeout { .. }
+        | OAuthError::Refused { .. } => AppError::thrown(
             actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
             "ServiceUnavailableError",
-            format!("The OAuth provider could not be reached: {e}"),
+            "The OAuth provider could not be reached or did not answer in time.",
         ),
         OAuthError::Provider { status, .. } if *status >= 500 => AppError::thrown(
             actix_web::http::StatusCode::BAD_GATEWAY,
@@ -682,8 +689,16 @@ pub async fn backend_app_token(
         .await?;
     let name = token_cache_name(app.name(), None);
     let margin = state.settings.refresh_margin.as_secs() as i64;
+    let asked = std::time::Instant::now();
     let lock = state.oauth.lock_for(&name);
-    let _guard = lock.lock().await;
+    let mut last_failure = lock.lock().await;
+    // A request for this token that failed while this call waited answers this call too, so
+    // callers queued behind a hanging provider do not each wait out the timeout in turn.
+    if let Some((failed_at, e)) = last_failure.as_ref() {
+        if *failed_at >= asked {
+            return Err(e.clone());
+        }
+    }
     match read_fresh(state, &name, margin, None).await {
         Ok(Some(v)) => return Ok(v),
         Ok(None) => {}
@@ -701,7 +716,15 @@ pub async fn backend_app_token(
         Ok(_) => Outcome::Ok,
         Err(_) => Outcome::Failed,
     });
-    let tokens = tokens.map_err(|e| provider_error(&e))?;
+    let tokens = match tokens {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(connected_app = %app.name(), error = %e, "client credentials request failed");
+            let e = provider_error(&e);
+            *last_failure = Some((std::time::Instant::now(), e.clone()));
+            return Err(e);
+        }
+    };
     let n = name.clone();
     let by = caller.to_string();
     let st = StatePtr::new(state);
@@ -831,7 +854,10 @@ pub async fn fill_from_discovery(
         .to_string();
     let d = client::discover(&state.http, &limits(state), &url)
         .await
-        .map_err(|e| provider_error(&e))?;
+        .map_err(|e| {
+            tracing::warn!(connected_app = %app.name(), error = %e, "OpenID discovery failed");
+            provider_error(&e)
+        })?;
     let mut body = Map::new();
     let mut put = |k: &str, v: Option<String>| {
         if let Some(v) = v {

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod flow;
+pub mod outbound;
 pub mod store;
 
 use std::collections::HashMap;

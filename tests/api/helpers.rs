@@ -101,6 +101,9 @@ pub struct TestApp {
     pub site_config: PathBuf,
 }
 
+/// The `outbound_allow` of tests: the providers they start listen on loopback.
+pub const LOOPBACK: &str = "127.0.0.0/8,::1";
+
 /// Settings for a test: the given database, a new site config, port 0.
 pub fn test_settings(db: &TestDb) -> Settings {
     Settings {
@@ -112,6 +115,8 @@ pub fn test_settings(db: &TestDb) -> Settings {
         workers: 2,
         db_pool_size: 8,
         time_zone: Some("Asia/Kolkata".into()),
+        // The test provider and the fake endpoints listen on loopback.
+        outbound_allow: LOOPBACK.parse().expect("outbound_allow"),
         ..Settings::default()
     }
 }
@@ -257,10 +262,10 @@ pub fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_connected-apps"))
 }
 
-/// The shared Frappe reference material.
+/// The Frappe v15 reference recordings kept in the repository (`tests/fixtures/frappe-reference`).
 pub fn reference(path: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/frappe-reference")
+        .join("tests/fixtures/frappe-reference")
         .join(path)
 }
 

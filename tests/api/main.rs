@@ -26,6 +26,8 @@ mod oauth_flow;
 mod oauth_tokens;
 mod operations;
 mod outage;
+mod outbound;
+mod replay;
 mod rest;
 mod rotation_load;
 mod schemathesis;

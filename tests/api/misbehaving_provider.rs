@@ -331,3 +331,64 @@ async fn concurrent_refreshes_of_one_connection_against_a_hanging_provider_each_
         assert_eq!(tokens(&o, "Administrator"), before);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_backend_app_token_calls_against_a_hanging_provider_all_answer_within_one_timeout(
+) {
+    for backend in BACKENDS {
+        let o = misbehaving_fixture(backend).await;
+        set_token_uri(&o, &misbehaving_endpoint(Misbehaviour::Hang).await).await;
+
+        // Without sharing the failure, the 5th caller would answer after 5 timeouts.
+        let started = Instant::now();
+        let mut calls = Vec::new();
+        for _ in 0..5 {
+            let (client, url, auth) = (
+                o.app.client.clone(),
+                o.app.url(&format!(
+                    "/api/method/connected_apps.get_backend_app_token?connected_app={}",
+                    o.name
+                )),
+                o.admin(),
+            );
+            calls.push(tokio::spawn(async move {
+                let r = client
+                    .get(url)
+                    .header("Authorization", auth)
+                    .send()
+                    .await
+                    .expect("request");
+                let out = status_json(r).await;
+                (out, started.elapsed())
+            }));
+        }
+        let mut answers = Vec::new();
+        for c in calls {
+            let ((status, v), took) = c.await.unwrap();
+            assert_clear_provider_failure("concurrent hanging client credentials", status, &v);
+            assert!(
+                took < HTTP_TIMEOUT + Duration::from_secs(2),
+                "{backend:?}: a client-credentials call waiting behind another took {took:?}"
+            );
+            answers.push((status, v));
+        }
+        assert!(
+            answers.iter().all(|a| *a == answers[0]),
+            "{backend:?}: {answers:?}"
+        );
+
+        // A later call is not answered from the old failure: it asks the provider again.
+        set_token_uri(&o, &o.provider.token_endpoint()).await;
+        let (status, v) = o
+            .app
+            .get(
+                &o.admin(),
+                &format!(
+                    "/api/method/connected_apps.get_backend_app_token?connected_app={}",
+                    o.name
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{backend:?}: {v}");
+    }
+}

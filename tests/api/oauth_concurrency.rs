@@ -123,7 +123,8 @@ async fn fifty_concurrent_requests_on_two_processes_refresh_an_expired_token_exa
     // A token is refreshed when it has 1 s or less left; the provider's last 3 s.
     std::fs::write(
         db.dir.path().join("settings.json"),
-        json!({ "refresh_margin_secs": 1 }).to_string(),
+        // The provider listens on loopback (the config-file spelling of outbound_allow).
+        json!({ "refresh_margin_secs": 1, "outbound_allow": LOOPBACK }).to_string(),
     )
     .unwrap();
     let (port_a, port_b) = (free_port(), free_port());

@@ -363,6 +363,9 @@ impl Running {
                 &format!("127.0.0.1:{port}"),
                 "--public-url",
                 &address,
+                // The test provider listens on loopback.
+                "--outbound-allow",
+                LOOPBACK,
             ])
             .args(extra)
             .args(["serve", "--admin-password", ADMIN_PASSWORD])

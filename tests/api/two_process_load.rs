@@ -40,6 +40,9 @@ fn args(db: &TestDb, public_url: &str) -> Vec<String> {
         dir.join("settings.json").display().to_string(),
         "--public-url".into(),
         public_url.into(),
+        // The provider listens on loopback.
+        "--outbound-allow".into(),
+        LOOPBACK.into(),
     ]
 }
 
