@@ -1,6 +1,6 @@
 //! `frappe.client.*`: the generic document functions scripts call.
 
-use actix_web::http::{Method, StatusCode};
+use actix_web::http::Method;
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
@@ -166,6 +166,26 @@ pub async fn insert(name: &str, call: Call) -> Result<HttpResponse, AppError> {
 pub async fn set_value(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     call.require_post()?;
+    // Frappe refuses a standard field named as `fieldname` before anything else
+    // (`frappe.model.default_fields + child_table_fields`); a dict of fields is not checked.
+    if let Some(Value::String(f)) = call.args.get("fieldname") {
+        const STANDARD: [&str; 11] = [
+            "doctype",
+            "name",
+            "owner",
+            "creation",
+            "modified",
+            "modified_by",
+            "docstatus",
+            "idx",
+            "parent",
+            "parentfield",
+            "parenttype",
+        ];
+        if STANDARD.contains(&f.as_str()) {
+            return Err(AppError::validation("Cannot edit standard fields"));
+        }
+    }
     let meta = doctype(&call, "set_value")?;
     let docname = call.args.require_str("name", "set_value")?;
     let fieldname = call
@@ -403,7 +423,7 @@ fn scalar_text(v: &Value) -> Option<String> {
 /// `frappe.client.get_single_value`: the value of a Single DocType's field. Neither DocType
 /// here is Single, so, as in Frappe (`frappe.db.get_single_value` reads `tabSingles`, finds no
 /// row and casts None to the field's type), a field answers its type's empty value (`""` for
-/// text, `0` for Int, nothing for other types) and an unknown field is a 404.
+/// text, `0` for Int, nothing for other types) and an unknown field is a 417 ValidationError.
 pub async fn get_single_value(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     let meta = doctype(&call, "get_single_value")?;
@@ -428,14 +448,14 @@ pub async fn get_single_value(name: &str, call: Call) -> Result<HttpResponse, Ap
         })
         .map(|f| f.get("fieldtype").and_then(Value::as_str).unwrap_or(""));
     let Some(fieldtype) = fieldtype else {
-        let mut e = AppError::thrown(
-            StatusCode::NOT_FOUND,
-            "DoesNotExistError",
-            format!("Field {field} does not exist on {}", meta.doctype()),
-        );
-        // A 404 carries no traceback in Frappe.
-        e.exception = None;
-        return Err(e);
+        // Frappe passes `InvalidColumnName` to `str.format` instead of to `frappe.throw`, so an
+        // unknown field raises a plain ValidationError (417), with both names in bold. The
+        // field is escaped here (Frappe reflects it as it came).
+        return Err(AppError::validation(format!(
+            "Field <strong>{}</strong> does not exist on <strong>{}</strong>",
+            crate::error::html_escape(&field),
+            meta.doctype()
+        )));
     };
     let value = match fieldtype {
         "Currency" | "Float" | "Percent" => json!(0.0),

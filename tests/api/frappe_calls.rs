@@ -597,8 +597,11 @@ async fn get_single_value_answers_as_frappe_does_for_doctypes_that_are_not_singl
         assert_eq!(
             (status, server_messages(&v)),
             (
-                404,
-                vec!["Field nope does not exist on Connected App".to_string()]
+                417,
+                vec![
+                    "Field <strong>nope</strong> does not exist on <strong>Connected App</strong>"
+                        .to_string()
+                ]
             )
         );
         let (status, v) = get_q(&app, None, &path("Connected%20App", "provider_name"), &[]).await;

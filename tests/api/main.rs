@@ -14,6 +14,7 @@ mod compat;
 mod csrf;
 mod foundation;
 mod frappe_calls;
+mod frappe_clients;
 mod galera;
 mod hostile;
 mod injection;
