@@ -58,6 +58,9 @@ pub struct Settings {
     pub session_ttl: Duration,
     /// Apply migrations when `serve` starts.
     pub auto_migrate: bool,
+    /// Create the database when it does not exist (`serve`, `migrate`); the other commands
+    /// refuse instead, so that one run from another directory does not start an empty one.
+    pub create_database: bool,
 }
 
 impl Default for Settings {
@@ -93,6 +96,7 @@ impl Default for Settings {
             login_lockout: Duration::from_secs(300),
             session_ttl: Duration::from_secs(170 * 3600),
             auto_migrate: true,
+            create_database: true,
         }
     }
 }

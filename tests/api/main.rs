@@ -11,6 +11,7 @@ mod app_settings;
 mod browser;
 mod cli;
 mod compat;
+mod first_hour;
 mod foundation;
 mod galera;
 mod hostile;
