@@ -60,7 +60,7 @@ pub struct AppError {
     /// Set when the database failed in a way that re-running the transaction can fix.
     pub db_failure: Option<DbFailure>,
     /// Seconds a client should wait before trying again (`Retry-After`), on 503s.
-    pub retry_after: Option<u32>,
+    pub retry_after: Option<u8>,
 }
 
 /// Why a database statement failed, when running the transaction again can succeed.
@@ -313,6 +313,25 @@ impl AppError {
         }
     }
 
+    /// The last line of the traceback Frappe would print: `frappe.exceptions.Class: message`
+    /// (the class alone when there is no message).
+    pub fn summary(&self) -> String {
+        if let Some(exc) = &self.exception {
+            return exc.clone();
+        }
+        let class = exception_module(self.exc_type);
+        match self
+            .messages
+            .iter()
+            .rev()
+            .find(|m| m.raised)
+            .or(self.messages.last())
+        {
+            Some(m) => format!("{class}: {}", m.message),
+            None => class,
+        }
+    }
+
     pub fn with_error_message(mut self, m: impl Into<String>) -> Self {
         self.error_message = Some(m.into());
         self
@@ -328,9 +347,11 @@ impl AppError {
             m.insert("exception".into(), Value::String(exc.clone()));
         }
         m.insert("exc_type".into(), Value::String(self.exc_type.into()));
-        if self.exception.is_some() {
-            // Frappe puts a traceback here; clients only check that it is a JSON list.
-            m.insert("exc".into(), Value::String("[]".into()));
+        if let Some(exc) = &self.exception {
+            // Frappe puts the traceback here (a JSON list of strings); this service sends only
+            // its last line, `module.Class: message`, which is what `frappe-client` raises
+            // `FrappeException` with and what a Python caller reads.
+            m.insert("exc".into(), Value::String(json!([exc]).to_string()));
         }
         if !self.messages.is_empty() {
             m.insert(
@@ -385,7 +406,7 @@ impl AppError {
 fn exception_module(exc_type: &str) -> String {
     match exc_type {
         "JSONDecodeError" => "json.decoder.JSONDecodeError".into(),
-        "TypeError" | "ValueError" => exc_type.into(),
+        "TypeError" | "ValueError" | "KeyError" | "AttributeError" => exc_type.into(),
         other => format!("frappe.exceptions.{other}"),
     }
 }

@@ -267,6 +267,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Stri
         App::new()
             .wrap(crate::routes::frappe_errors())
             .wrap(actix_web::middleware::from_fn(crate::routes::observe))
+            // Outermost (the last `wrap`): every other middleware and the router see a `cmd`
+            // request or a trailing method part already as `/api/method/<name>`.
+            .wrap(actix_web::middleware::from_fn(crate::routes::frappe_rpc))
             .app_data(state.clone())
             .configure(|cfg| crate::routes::configure(cfg, body_limit))
     })

@@ -15,7 +15,9 @@ use crate::auth::CurrentUser;
 use crate::db::DbConnection;
 use crate::error::{AppError, AppResult};
 use crate::frappe::list_query::SqlValue;
-use crate::frappe::list_query::{self, ListQuery, ListQueryError, RawListArgs, Select};
+use crate::frappe::list_query::{
+    self, AggItem, AggOutput, ListQuery, ListQueryError, RawListArgs, Select,
+};
 use crate::frappe::meta::{Column, ColumnKind, DocMeta};
 use crate::frappe::time;
 use crate::state::AppState;
@@ -56,6 +58,15 @@ pub async fn get_list(
         m.insert(alias, Value::from(n));
         return Ok(ListRows::Built(vec![Value::Object(m)]));
     }
+    if let Select::Aggregate(a) = &q.select {
+        let items = a.items.clone();
+        let as_dict = q.as_dict;
+        let rows = state
+            .db
+            .read(move |conn| store::aggregate_rows(conn, meta, &q, owner.as_deref()))
+            .await?;
+        return Ok(ListRows::Built(aggregate_values(&items, &rows, as_dict)));
+    }
     if let Some(columns) = plain_columns(meta, &q.select) {
         let st = StatePtr::new(state);
         return state
@@ -81,7 +92,7 @@ pub async fn get_list(
                     .iter()
                     .map(|f| (f.table, f.column.name, f.alias.clone()))
                     .collect(),
-                Select::Count { .. } => Vec::new(),
+                Select::Count { .. } | Select::Aggregate(_) => Vec::new(),
             };
             // Child-table fields: one output row per child row (a LEFT JOIN, as Frappe does).
             let child_tables: Vec<&'static crate::frappe::meta::TableMeta> = {
@@ -108,16 +119,20 @@ pub async fn get_list(
                 }
                 None => Vec::new(),
             };
+            // Child rows by parent (names match case-insensitively), in their order.
+            let mut by_parent: HashMap<String, Vec<&super::Row>> = HashMap::new();
+            for c in &children {
+                if let Some(p) = c.get_str("parent") {
+                    by_parent.entry(p.to_ascii_lowercase()).or_default().push(c);
+                }
+            }
             let mut out = Vec::with_capacity(rows.len());
             for row in &rows {
                 let kids: Vec<&super::Row> = match child_tables.first() {
-                    Some(_) => children
-                        .iter()
-                        .filter(|c| {
-                            c.get_str("parent")
-                                .is_some_and(|p| p.eq_ignore_ascii_case(&row.name))
-                        })
-                        .collect(),
+                    Some(_) => by_parent
+                        .get(&row.name.to_ascii_lowercase())
+                        .cloned()
+                        .unwrap_or_default(),
                     None => Vec::new(),
                 };
                 let variants: Vec<Option<&super::Row>> =
@@ -229,8 +244,8 @@ struct Page {
     json: Arc<Box<RawValue>>,
 }
 
-/// Plain list pages already served, per process. Bounded in entries and in bytes; when
-/// either bound is reached the cache starts over.
+/// Plain list pages already served, per process. Bounded in entries and in bytes (a page's
+/// key, JSON and stamps all count); when either bound is reached the cache starts over.
 #[derive(Default)]
 pub struct PageCache {
     pages: Mutex<(HashMap<PageKey, Arc<Page>>, usize)>,
@@ -247,8 +262,8 @@ impl PageCache {
     }
 
     fn put(&self, key: PageKey, stamps: Vec<[Option<String>; 2]>, json: Arc<Box<RawValue>>) {
-        let key_len = key.0.len();
-        let size = json.get().len() + key_len;
+        let page = Page { stamps, json };
+        let size = key.0.len() + page.bytes();
         if size > MAX_PAGE_BYTES {
             return;
         }
@@ -261,9 +276,33 @@ impl PageCache {
             *bytes = 0;
         }
         *bytes += size;
-        if let Some(old) = map.insert(key, Arc::new(Page { stamps, json })) {
-            *bytes -= (old.json.get().len() + key_len).min(*bytes);
+        let key_len = key.0.len();
+        if let Some(old) = map.insert(key, Arc::new(page)) {
+            *bytes -= (key_len + old.bytes()).min(*bytes);
         }
+    }
+
+    /// Pages held and the bytes counted against [`MAX_CACHE_BYTES`].
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize) {
+        let pages = self.pages.lock().unwrap();
+        (pages.0.len(), pages.1)
+    }
+}
+
+impl Page {
+    /// What a page holds: its JSON and its rows' names and `modified` (which, for a page of
+    /// short rows, weigh more than the JSON).
+    fn bytes(&self) -> usize {
+        let stamps: usize = self
+            .stamps
+            .iter()
+            .map(|s| {
+                std::mem::size_of::<[Option<String>; 2]>()
+                    + s.iter().flatten().map(String::len).sum::<usize>()
+            })
+            .sum();
+        self.json.get().len() + stamps
     }
 }
 
@@ -313,8 +352,38 @@ fn plain_columns(meta: &'static DocMeta, select: &Select) -> Option<Vec<PlainCol
                 Some(_) => None,
             })
             .collect(),
-        Select::Count { .. } => None,
+        Select::Count { .. } | Select::Aggregate(_) => None,
     }
+}
+
+/// The rows of an aggregate query: counts as integers, sums and averages as numbers (as
+/// MariaDB's DECIMAL reaches Frappe's JSON), other values as their column shows them.
+fn aggregate_values(items: &[AggItem], rows: &[DynRow], as_dict: bool) -> Vec<Value> {
+    let value = |item: &AggItem, text: Option<&str>| -> Value {
+        match item.output {
+            AggOutput::Int => text
+                .and_then(|t| t.parse::<i64>().ok())
+                .map_or(Value::Null, Value::from),
+            AggOutput::Float => text
+                .and_then(|t| t.parse::<f64>().ok())
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::Null, Value::Number),
+            AggOutput::Column(c) => serde_json::to_value(Cell(c, text)).unwrap_or(Value::Null),
+        }
+    };
+    rows.iter()
+        .map(|row| {
+            let cells = items
+                .iter()
+                .zip(&row.0)
+                .map(|(i, t)| (i, value(i, t.as_deref())));
+            if as_dict {
+                Value::Object(cells.map(|(i, v)| (i.alias.clone(), v)).collect())
+            } else {
+                Value::Array(cells.map(|(_, v)| v).collect())
+            }
+        })
+        .collect()
 }
 
 impl ListRows {
@@ -428,15 +497,51 @@ async fn count(
     owner: Option<&str>,
 ) -> AppResult<i64> {
     let (sql, binds) = store::count_sql(state.db.backend, meta, q, owner);
-    let key = format!("{sql}\n{binds:?}");
     state
         .counts
-        .run(key, || {
+        .run(CountKey { sql, binds }, |key| {
+            let (sql, binds) = (key.sql.clone(), key.binds.clone());
             state
                 .db
                 .read(move |conn| store::run_count(conn, sql, binds))
         })
         .await
+}
+
+/// What makes two counts identical: the statement and every bound value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CountKey {
+    pub sql: String,
+    pub binds: Vec<SqlValue>,
+}
+
+impl std::hash::Hash for CountKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.sql.hash(h);
+        for b in &self.binds {
+            match b {
+                SqlValue::Text(s) => (0u8, s).hash(h),
+                SqlValue::Int(i) => (1u8, i).hash(h),
+                SqlValue::Float(f) => (2u8, f.to_bits()).hash(h),
+                SqlValue::Null => 3u8.hash(h),
+            }
+        }
+    }
+}
+
+impl CountKey {
+    /// Heap and inline bytes the key holds (for the coalescer's bound).
+    fn bytes(&self) -> usize {
+        let values: usize = self
+            .binds
+            .iter()
+            .map(|b| match b {
+                SqlValue::Text(s) => s.len(),
+                _ => 0,
+            })
+            .sum();
+        self.sql.len() + values + self.binds.len() * std::mem::size_of::<SqlValue>()
+    }
 }
 
 /// Request coalescing for identical reads: of the requests that wait while one computation
@@ -447,37 +552,99 @@ async fn count(
 /// arrival and its answer, exactly as if the request had run its own query. Under load this
 /// turns N identical `COUNT(*)`s (which MariaDB answers by scanning an index) into about one
 /// per round trip.
+///
+/// Memory: flights are found by a hash of their key (keyed per process, so a caller cannot
+/// aim for collisions) and told apart by comparing the whole key, which a flight holds (the
+/// key of the request that opened it, moved, not copied) only while a request is in it: the
+/// last request to leave, answered or cancelled, removes it. So the coalescer holds nothing
+/// once counts are answered, and while they run at most [`MAX_FLIGHTS`] flights and
+/// [`MAX_FLIGHT_KEY_BYTES`] of keys; a count beyond either bound runs on its own.
 #[derive(Default)]
 pub struct Coalescer {
-    keys: Mutex<HashMap<String, Arc<Flight>>>,
+    hasher: std::hash::RandomState,
+    flights: Mutex<Flights>,
 }
 
 #[derive(Default)]
+struct Flights {
+    by_hash: HashMap<u64, Vec<Arc<Flight>>>,
+    count: usize,
+    key_bytes: usize,
+}
+
 struct Flight {
+    key: CountKey,
+    /// Requests in this flight now (changed only under the `flights` lock).
+    users: std::sync::atomic::AtomicUsize,
     /// Requests that have arrived, ever; a request's ticket is its place in this sequence.
     arrivals: std::sync::atomic::AtomicU64,
     /// The last answer and the number of arrivals it covers.
     last: tokio::sync::Mutex<Option<(u64, AppResult<i64>)>>,
 }
 
-const MAX_FLIGHTS: usize = 1024;
+/// Counts in flight at once that can be coalesced.
+pub const MAX_FLIGHTS: usize = 1024;
+/// Bytes of the keys of the counts in flight that can be coalesced.
+pub const MAX_FLIGHT_KEY_BYTES: usize = 16 * 1024 * 1024;
+
+/// A request's place in a flight; leaving it (on answer or cancellation) removes the flight
+/// when no one else is in it.
+struct Seat<'a> {
+    coalescer: &'a Coalescer,
+    hash: u64,
+    flight: Arc<Flight>,
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let mut flights = self
+            .coalescer
+            .flights
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if self.flight.users.fetch_sub(1, SeqCst) != 1 {
+            return;
+        }
+        let flights = &mut *flights;
+        if let Some(list) = flights.by_hash.get_mut(&self.hash) {
+            if let Some(i) = list.iter().position(|f| Arc::ptr_eq(f, &self.flight)) {
+                list.swap_remove(i);
+                flights.count -= 1;
+                flights.key_bytes -= self.flight.key.bytes();
+            }
+            if list.is_empty() {
+                flights.by_hash.remove(&self.hash);
+            }
+        }
+    }
+}
 
 impl Coalescer {
-    pub async fn run<F, Fut>(&self, key: String, compute: F) -> AppResult<i64>
+    pub async fn run<F, Fut>(&self, key: CountKey, compute: F) -> AppResult<i64>
     where
-        F: FnOnce() -> Fut,
+        F: FnOnce(&CountKey) -> Fut,
+        Fut: std::future::Future<Output = AppResult<i64>>,
+    {
+        let hash = {
+            use std::hash::BuildHasher;
+            self.hasher.hash_one(&key)
+        };
+        self.run_hashed(hash, key, compute).await
+    }
+
+    /// [`Coalescer::run`] with the key's hash given (tests force collisions with it).
+    async fn run_hashed<F, Fut>(&self, hash: u64, key: CountKey, compute: F) -> AppResult<i64>
+    where
+        F: FnOnce(&CountKey) -> Fut,
         Fut: std::future::Future<Output = AppResult<i64>>,
     {
         use std::sync::atomic::Ordering::SeqCst;
-        let flight = {
-            let Ok(mut keys) = self.keys.lock() else {
-                return compute().await;
-            };
-            if keys.len() >= MAX_FLIGHTS && !keys.contains_key(&key) {
-                keys.clear();
-            }
-            keys.entry(key).or_default().clone()
+        let seat = match self.sit(hash, key) {
+            Ok(seat) => seat,
+            Err(key) => return compute(&key).await,
         };
+        let flight = &seat.flight;
         let ticket = flight.arrivals.fetch_add(1, SeqCst) + 1;
         let mut last = flight.last.lock().await;
         if let Some((covered, answer)) = last.as_ref() {
@@ -487,9 +654,56 @@ impl Coalescer {
         }
         // Every request counted so far arrived before this computation begins.
         let covered = flight.arrivals.load(SeqCst);
-        let answer = compute().await;
+        let answer = compute(&flight.key).await;
         *last = Some((covered, answer.clone()));
         answer
+    }
+
+    /// Joins the flight of an equal key, or opens one; gives the key back when the bounds
+    /// are reached (the count then runs on its own).
+    fn sit(&self, hash: u64, key: CountKey) -> Result<Seat<'_>, CountKey> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let Ok(mut flights) = self.flights.lock() else {
+            return Err(key);
+        };
+        let flights = &mut *flights;
+        let list = flights.by_hash.entry(hash).or_default();
+        let flight = match list.iter().find(|f| f.key == key) {
+            Some(f) => f.clone(),
+            None => {
+                let bytes = key.bytes();
+                if flights.count >= MAX_FLIGHTS || flights.key_bytes + bytes > MAX_FLIGHT_KEY_BYTES
+                {
+                    if list.is_empty() {
+                        flights.by_hash.remove(&hash);
+                    }
+                    return Err(key);
+                }
+                let f = Arc::new(Flight {
+                    key,
+                    users: Default::default(),
+                    arrivals: Default::default(),
+                    last: Default::default(),
+                });
+                list.push(f.clone());
+                flights.count += 1;
+                flights.key_bytes += bytes;
+                f
+            }
+        };
+        flight.users.fetch_add(1, SeqCst);
+        Ok(Seat {
+            coalescer: self,
+            hash,
+            flight,
+        })
+    }
+
+    /// Flights held now and the bytes of their keys.
+    #[cfg(test)]
+    fn held(&self) -> (usize, usize, usize) {
+        let f = self.flights.lock().unwrap();
+        (f.by_hash.len(), f.count, f.key_bytes)
     }
 }
 
@@ -523,6 +737,152 @@ mod tests {
         ]
     }
 
+    fn key(s: &str) -> CountKey {
+        CountKey {
+            sql: "SELECT COUNT(*) FROM t WHERE a = ?".into(),
+            binds: vec![SqlValue::Text(s.into())],
+        }
+    }
+
+    #[test]
+    fn the_page_cache_counts_keys_json_and_stamps_against_its_bound() {
+        let cache = PageCache::default();
+        // Pages of 500 short rows: 3 KB of JSON, about 40 KB of names and `modified`.
+        let page = |i: usize| {
+            let stamps: Vec<[Option<String>; 2]> = (0..500)
+                .map(|r| {
+                    [
+                        Some(format!("n{r}")),
+                        Some("2026-11-28 08:35:16.132698".to_string()),
+                    ]
+                })
+                .collect();
+            let json = format!("[{}]", vec!["[1]"; 500].join(","));
+            let json = Arc::new(RawValue::from_string(json).unwrap());
+            (PageKey(format!("page {i}")), stamps, json)
+        };
+        let (key, stamps, json) = page(0);
+        let one = key.0.len()
+            + Page {
+                stamps: stamps.clone(),
+                json: json.clone(),
+            }
+            .bytes();
+        assert!(one > 30_000, "stamps are counted: {one}");
+        for i in 0..1_000 {
+            let (key, stamps, json) = page(i);
+            cache.put(key, stamps, json);
+            let (pages, bytes) = cache.held();
+            assert!(bytes <= MAX_CACHE_BYTES, "{bytes} bytes");
+            assert!(
+                pages * one <= MAX_CACHE_BYTES,
+                "{pages} pages of {one} bytes"
+            );
+        }
+        assert!(cache.held().0 > 0, "pages of this size are cached");
+    }
+
+    #[tokio::test]
+    async fn a_flight_is_gone_once_its_requests_are_answered_or_cancelled() {
+        let c = Arc::new(Coalescer::default());
+        // Answered: nothing stays, however large the key was.
+        for i in 0..100 {
+            let big = format!("{i}{}", "x".repeat(100_000));
+            assert_eq!(c.run(key(&big), |_| async { Ok(1) }).await, Ok(1));
+        }
+        assert_eq!(c.held(), (0, 0, 0));
+        // Cancelled while computing and while waiting: the last one out removes the flight.
+        let (_open, gate) = tokio::sync::oneshot::channel::<()>();
+        let gate = Arc::new(tokio::sync::Mutex::new(Some(gate)));
+        let running: Vec<_> = (0..3)
+            .map(|_| {
+                let (c, gate) = (c.clone(), gate.clone());
+                tokio::spawn(async move {
+                    c.run(key("slow"), |_| async move {
+                        if let Some(g) = gate.lock().await.take() {
+                            g.await.ok();
+                        }
+                        Ok(1)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for _ in 0..5 {
+            tokio::task::yield_now().await;
+        }
+        let (hashes, flights, bytes) = c.held();
+        assert_eq!((hashes, flights), (1, 1));
+        assert_eq!(bytes, key("slow").bytes());
+        for r in &running {
+            r.abort();
+        }
+        for r in running {
+            let _ = r.await;
+        }
+        assert_eq!(c.held(), (0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn counts_whose_hashes_collide_never_share_an_answer() {
+        let c = Arc::new(Coalescer::default());
+        let (open, gate) = tokio::sync::oneshot::channel::<()>();
+        let first = {
+            let c = c.clone();
+            tokio::spawn(async move {
+                c.run_hashed(7, key("a"), |_| async move {
+                    gate.await.ok();
+                    Ok(1)
+                })
+                .await
+            })
+        };
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        // Same hash, other key, while "a" is in flight: its own flight, its own answer.
+        let second = c.run_hashed(7, key("b"), |k| {
+            let k = k.clone();
+            async move { Ok(if k == key("b") { 2 } else { -1 }) }
+        });
+        assert_eq!(second.await, Ok(2));
+        assert_eq!(c.held().1, 1, "b's flight is gone, a's is still running");
+        open.send(()).unwrap();
+        assert_eq!(first.await.unwrap(), Ok(1));
+        assert_eq!(c.held(), (0, 0, 0));
+    }
+
+    #[tokio::test]
+    async fn counts_beyond_the_bounds_run_on_their_own() {
+        let c = Arc::new(Coalescer::default());
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        // Keys of 1 MiB each, all computing at once: only 15 fit in 16 MiB.
+        let big = |i: usize| key(&format!("{i:02}{}", "x".repeat(1024 * 1024)));
+        let waiting: Vec<_> = (0..20)
+            .map(|i| {
+                let (c, gate) = (c.clone(), gate.clone());
+                tokio::spawn(async move {
+                    c.run(big(i), |_| async move {
+                        gate.acquire().await.map(|p| p.forget()).ok();
+                        Ok(i as i64)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let (_, flights, bytes) = c.held();
+        assert_eq!(flights, MAX_FLIGHT_KEY_BYTES / big(0).bytes());
+        assert!(bytes <= MAX_FLIGHT_KEY_BYTES, "{bytes} bytes");
+        gate.add_permits(20);
+        for (i, w) in waiting.into_iter().enumerate() {
+            assert_eq!(w.await.unwrap(), Ok(i as i64), "each count its own answer");
+        }
+        assert_eq!(c.held(), (0, 0, 0));
+    }
+
     #[tokio::test]
     async fn requests_arriving_during_a_count_share_the_next_one_never_the_running_one() {
         use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
@@ -532,7 +892,7 @@ mod tests {
         let first = {
             let (c, computed) = (c.clone(), computed.clone());
             tokio::spawn(async move {
-                c.run("k".into(), || async move {
+                c.run(key("k"), |_| async move {
                     gate.await.ok();
                     Ok(computed.fetch_add(1, SeqCst) + 1)
                 })
@@ -546,7 +906,7 @@ mod tests {
             .map(|_| {
                 let (c, computed) = (c.clone(), computed.clone());
                 tokio::spawn(async move {
-                    c.run("k".into(), || async move {
+                    c.run(key("k"), |_| async move {
                         Ok(computed.fetch_add(1, SeqCst) + 1)
                     })
                     .await
@@ -574,7 +934,7 @@ mod tests {
         for want in 3..6 {
             let computed = computed.clone();
             let got = c
-                .run("k".into(), || async move {
+                .run(key("k"), |_| async move {
                     Ok(computed.fetch_add(1, SeqCst) + 1)
                 })
                 .await;

@@ -57,9 +57,18 @@ pub struct Sql {
 /// Distinct dynamic statements each connection keeps prepared.
 pub const MAX_PREPARED_SHAPES: usize = 64;
 
+/// Longest statement kept prepared. The longest hot statement, a Connected App with its child
+/// tables, is about 2 KB; a long one (hundreds of filters, thousands of `in` values) is
+/// prepared per use, so it neither stays in every connection's statement cache nor takes one
+/// of the [`MAX_PREPARED_SHAPES`] places.
+pub const MAX_PREPARED_SQL: usize = 16 * 1024;
+
 static SHAPES: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
 fn may_cache(sql: &str) -> bool {
+    if sql.len() > MAX_PREPARED_SQL {
+        return false;
+    }
     let mut shapes = SHAPES.lock().unwrap_or_else(|e| e.into_inner());
     let shapes = shapes.get_or_insert_with(HashSet::new);
     if shapes.contains(sql) {
@@ -156,6 +165,17 @@ fn placeholder_mismatch() -> diesel::result::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_statement_is_prepared_per_use_and_takes_no_place() {
+        let long = format!(
+            "SELECT 1 WHERE 'a_long_statement' IN ({})",
+            vec!["?"; 6_000].join(", ")
+        );
+        assert!(!Sql::new(long.clone()).cacheable);
+        let shapes = SHAPES.lock().unwrap();
+        assert!(!shapes.as_ref().is_some_and(|s| s.contains(&long)));
+    }
 
     #[test]
     fn only_a_bounded_number_of_statement_shapes_stay_prepared() {

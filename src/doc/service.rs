@@ -451,7 +451,7 @@ fn new_name(meta: &DocMeta, body: &Map<String, Value>) -> String {
                 .unwrap_or("")
                 .to_string()
         };
-        format!("{}-{}", s("connected_app"), s("user"))
+        crate::oauth::token_cache::name(&s("connected_app"), Some(&s("user")))
     } else {
         random_name()
     }
@@ -605,7 +605,15 @@ pub fn save_changes(
 ) -> AppResult<()> {
     let meta = doc.meta;
     let previous_modified = doc.row.modified;
+    let identity = if std::ptr::eq(meta, &TOKEN_CACHE) {
+        keep_connection_identity(doc, body)?
+    } else {
+        Vec::new()
+    };
     apply_fields(meta, &mut doc.row, body)?;
+    for (field, stored) in identity {
+        doc.row.set(field, stored);
+    }
     if std::ptr::eq(meta, &TOKEN_CACHE) {
         pin_token_lifetime(conn, doc.name(), body, previous_modified, now)?;
     }
@@ -628,6 +636,38 @@ pub fn save_changes(
     apply_secrets(state, conn, doc, changes)?;
     store::update(conn, doc, &replaced)?;
     Ok(())
+}
+
+/// A Token Cache's `connected_app` and `user` say whose connection it is, and its name was made
+/// from them: a save may not change them (the row would then be another connection than its
+/// name says, and lookups go by both). Sending the stored value again (in any case) is fine;
+/// the stored values are returned to be kept as they are.
+fn keep_connection_identity(
+    doc: &Doc,
+    body: &Map<String, Value>,
+) -> AppResult<Vec<(&'static str, Value)>> {
+    for (field, label) in [("connected_app", "Connected App"), ("user", "User")] {
+        let Some(sent) = body.get(field) else {
+            continue;
+        };
+        let sent = match sent {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let stored = doc.row.get_str(field).unwrap_or("");
+        if sent != stored && sent.to_lowercase() != stored.to_lowercase() {
+            return Err(AppError::validation(format!(
+                "{label} of Token Cache {} cannot be changed: it says whose connection this is. \
+                 Delete the Token Cache and connect again instead.",
+                doc.name()
+            )));
+        }
+    }
+    Ok(["connected_app", "user"]
+        .into_iter()
+        .map(|f| (f, doc.row.value(f)))
+        .collect())
 }
 
 /// A Token Cache's lifetime counts from when its tokens were received, never from `modified`:

@@ -416,6 +416,37 @@ pub fn list_from(
     (from, binds)
 }
 
+/// Runs an aggregate list query (`Select::Aggregate`): its items as text, one row per group.
+pub fn aggregate_rows(
+    conn: &mut DbConnection,
+    meta: &'static DocMeta,
+    q: &ListQuery,
+    owner: Option<&str>,
+) -> AppResult<Vec<DynRow>> {
+    let crate::frappe::list_query::Select::Aggregate(a) = &q.select else {
+        return Ok(Vec::new());
+    };
+    let b = backend(conn);
+    let ty = cast_ty(b);
+    let (where_sql, mut binds) = where_with_owner(meta, q, owner);
+    let limit = q.limit_clause(b);
+    binds.extend(limit.binds);
+    let select = a
+        .items
+        .iter()
+        .map(|i| format!("CAST({} AS {ty})", i.expr))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "SELECT {select} FROM `{}` t{where_sql}{}{}{}",
+        meta.parent.table,
+        q.group_clause(),
+        q.order_clause(),
+        limit.sql
+    );
+    Ok(Sql::new(sql).bind_all(binds).rows(conn)?)
+}
+
 /// `SELECT CAST(t.col AS CHAR), …` followed by `from` (see [`list_from`]).
 pub fn select_text(b: Backend, columns: &[&Column], from: &str) -> String {
     let ty = cast_ty(b);
@@ -514,18 +545,28 @@ pub fn child_rows(
         }
         _ => (String::new(), Vec::new()),
     };
-    let sql = format!(
-        "SELECT {} FROM {t} WHERE {t}.`parenttype` = ? AND {t}.`parent` IN ({}){extra} ORDER BY {t}.`idx`",
-        select_list(backend(conn), table, &t),
-        vec!["?"; parents.len()].join(", ")
-    );
-    let rows = Sql::new(sql)
-        .bind_text(meta.doctype())
-        .bind_all(parents.iter().map(|p| SqlValue::Text(p.clone())))
-        .bind_all(extra_binds)
-        .rows(conn)?;
-    Ok(rows.iter().map(|r| Row::from_text(table, &r.0)).collect())
+    // A page may have any number of rows (`limit_page_length=0`): the parents are bound in
+    // chunks, so a statement stays far below SQLite's and MariaDB's placeholder limits. Each
+    // parent's rows come from one chunk, still in `idx` order.
+    let columns = select_list(backend(conn), table, &t);
+    let mut out = Vec::new();
+    for chunk in parents.chunks(PARENTS_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT {columns} FROM {t} WHERE {t}.`parenttype` = ? AND {t}.`parent` IN ({}){extra} ORDER BY {t}.`idx`",
+            vec!["?"; chunk.len()].join(", ")
+        );
+        let rows = Sql::new(sql)
+            .bind_text(meta.doctype())
+            .bind_all(chunk.iter().map(|p| SqlValue::Text(p.clone())))
+            .bind_all(extra_binds.iter().cloned())
+            .rows(conn)?;
+        out.extend(rows.iter().map(|r| Row::from_text(table, &r.0)));
+    }
+    Ok(out)
 }
+
+/// Parent names bound in one statement of [`child_rows`].
+const PARENTS_PER_STATEMENT: usize = 1_000;
 
 /// Token Caches linking to a Connected App (for LinkExistsError).
 pub fn linked_token_caches(conn: &mut DbConnection, app: &str) -> AppResult<Vec<String>> {

@@ -30,14 +30,21 @@
 //! - `order_by`: comma-separated `column [asc|desc]` on the parent table only (plain, backticked or
 //!   `` `tabDoctype`.`column` ``); anything else is rejected. Without `order_by` we order by `modified desc`
 //!   (Frappe v15 sends no ORDER BY at all and lets the database decide).
-//! - `group_by` is accepted only when it is empty or `name` (a no-op, `name` is the primary key).
+//! - `group_by`: a comma-separated list of the parent table's columns (`name` alone, the primary key, is a
+//!   no-op). With a `group_by`, or with an aggregate beside other fields, the query is a [`Select::Aggregate`]:
+//!   `count`, `sum`, `avg`, `min`, `max` (with `as` aliases) over parent columns (`sum`/`avg` over Int columns
+//!   only, `count(*)`, `count(distinct col)`), plain fields that are grouped as they are, and plain fields that
+//!   are not grouped as `MIN(col)`: one value of the group, where MariaDB (without `ONLY_FULL_GROUP_BY`) gives
+//!   any one. Its `order_by` may name grouped columns, aliases and aggregates; other columns order by their
+//!   `MIN` (asc) or `MAX` (desc). Without `order_by` it is ordered by the `group_by` columns.
 //! - Limits: default page length 20, start 0; `limit_page_length=0` means no limit. Non-numeric, fractional or
 //!   negative values are rejected (Frappe's `cint` would silently turn them into 0); values above `i64::MAX` too.
 //!   There is no upper cap: Frappe has none and `0` already asks for every row, so a cap would only truncate silently.
 //!   An offset without a limit is honoured (`LIMIT -1` on SQLite, `LIMIT 18446744073709551615` on MariaDB).
-//! - `fields`: only `count(name)`/`count(*)` (optionally `as alias`) is accepted as a function, and only alone
-//!   ([`Select::Count`], output key = alias or the expression as written). `*` may be combined only with parent
-//!   fields (then it is just `*`). Password fields are allowed; the caller masks them.
+//! - `fields`: `count(name)`/`count(*)` alone (optionally `as alias`) is [`Select::Count`] (output key = alias
+//!   or the expression as written); other aggregates, or aggregates beside fields, are [`Select::Aggregate`]; no
+//!   other function is accepted. `*` may be combined only with parent fields (then it is just `*`). Password
+//!   fields are allowed; the caller masks them.
 
 use std::fmt::Write as _;
 
@@ -213,6 +220,72 @@ pub enum Select {
     Count {
         alias: String,
     },
+    /// Aggregates and/or a `group_by` (parent columns only).
+    Aggregate(Aggregate),
+}
+
+/// An aggregate function of `fields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFunc {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl AggFunc {
+    fn parse(name: &str) -> Option<AggFunc> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "count" => AggFunc::Count,
+            "sum" => AggFunc::Sum,
+            "avg" => AggFunc::Avg,
+            "min" => AggFunc::Min,
+            "max" => AggFunc::Max,
+            _ => return None,
+        })
+    }
+
+    fn sql(self) -> &'static str {
+        match self {
+            AggFunc::Count => "COUNT",
+            AggFunc::Sum => "SUM",
+            AggFunc::Avg => "AVG",
+            AggFunc::Min => "MIN",
+            AggFunc::Max => "MAX",
+        }
+    }
+}
+
+/// How an aggregate query's value is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggOutput {
+    /// As the column's values are (`min`, `max`, plain fields).
+    Column(&'static Column),
+    /// An integer (`count`).
+    Int,
+    /// A number, as MariaDB's DECIMAL reaches Frappe's JSON (`sum`, `avg`).
+    Float,
+}
+
+/// One selected item of an aggregate query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggItem {
+    /// The SQL expression, on the parent table aliased `t`.
+    pub expr: String,
+    pub alias: String,
+    pub output: AggOutput,
+    /// A plain field (not a function): selected as is when grouped, else as `MIN(col)`.
+    pub field: Option<&'static Column>,
+}
+
+/// `SELECT <items> … GROUP BY <group_by> ORDER BY <order>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Aggregate {
+    pub items: Vec<AggItem>,
+    pub group_by: Vec<&'static Column>,
+    /// SQL expressions and whether descending.
+    pub order: Vec<(String, bool)>,
 }
 
 /// A checked list query.
@@ -265,13 +338,145 @@ pub fn star_columns(meta: &DocMeta) -> Vec<&'static Column> {
 // Parsing
 // ---------------------------------------------------------------------------------------------------------------
 
-/// Parses and checks list parameters against `meta`.
+/// Parses and checks list parameters against `meta`, within the [caps](#caps) on their size.
 pub fn parse(meta: &'static DocMeta, args: &RawListArgs) -> Result<ListQuery, ListQueryError> {
+    caps::check_args(args)?;
+    let q = parse_within_caps(meta, args)?;
+    caps::check_query(&q)?;
+    Ok(q)
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Caps
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Caps on the size of a list query, generous for real use. Each is checked as early as the
+/// argument can be counted (before any item of it is parsed), so an oversized request costs
+/// no more than reading its arguments, and is answered as a `ValidationError` (417) that names
+/// the cap. Without them a 70,000-value `in` list failed in the database (500) and 30,000
+/// filters cost half a second each.
+pub mod caps {
+    use serde_json::Value;
+
+    use super::{invalid, FilterValue, ListQuery, ListQueryError, RawListArgs};
+
+    /// Items of `fields` (a list, or text counted by its commas).
+    pub const MAX_FIELDS: usize = 500;
+    /// Conditions of `filters` and `or_filters` together.
+    pub const MAX_FILTERS: usize = 500;
+    /// Values of one `in` / `not in` list (a list, or text counted by its commas).
+    pub const MAX_IN_VALUES: usize = 5_000;
+    /// Comma-separated terms of `order_by`.
+    pub const MAX_ORDER_BY: usize = 100;
+    /// `?` placeholders one statement may need. SQLite's default limit is 32,766 per
+    /// statement and MariaDB's 65,535; this leaves room for the permission condition, the
+    /// page and the child rows' parent names (bound in chunks of their own).
+    pub const MAX_PLACEHOLDERS: usize = 10_000;
+    /// Placeholders a statement adds to its conditions' (owner, page, joins, permission).
+    const RESERVED_PLACEHOLDERS: usize = 16;
+
+    fn too_many<T>(what: &str, n: usize, max: usize) -> Result<T, ListQueryError> {
+        invalid(format!("Too many {what}: {n} (at most {max})"))
+    }
+
+    /// Items a comma-separated text can hold at most.
+    fn comma_items(s: &str) -> usize {
+        s.bytes().filter(|b| *b == b',').count() + 1
+    }
+
+    /// Before parsing: `fields` and `order_by`, counted from the raw arguments.
+    pub fn check_args(args: &RawListArgs) -> Result<(), ListQueryError> {
+        let fields = match &args.fields {
+            Some(Value::Array(items)) => items.len(),
+            Some(Value::String(s)) => comma_items(s),
+            _ => 0,
+        };
+        if fields > MAX_FIELDS {
+            return too_many("fields", fields, MAX_FIELDS);
+        }
+        if let Some(Value::String(s)) = &args.order_by {
+            let terms = comma_items(s);
+            if terms > MAX_ORDER_BY {
+                return too_many("order_by terms", terms, MAX_ORDER_BY);
+            }
+        }
+        Ok(())
+    }
+
+    /// Before parsing its items: one `filters` / `or_filters` value (once decoded from JSON).
+    pub fn check_filters(v: Option<&Value>) -> Result<(), ListQueryError> {
+        let n = match v {
+            Some(Value::Array(items)) => items.len(),
+            Some(Value::Object(map)) => map.len(),
+            _ => 0,
+        };
+        if n > MAX_FILTERS {
+            return too_many("filters", n, MAX_FILTERS);
+        }
+        Ok(())
+    }
+
+    /// Before converting them: the values of an `in` / `not in` filter.
+    pub fn check_in_values(v: &Value) -> Result<(), ListQueryError> {
+        let n = match v {
+            Value::Array(items) => items.len(),
+            Value::String(s) => comma_items(s),
+            _ => 0,
+        };
+        if n > MAX_IN_VALUES {
+            return too_many("values in an 'in' filter", n, MAX_IN_VALUES);
+        }
+        Ok(())
+    }
+
+    /// After parsing: the conditions of `filters` and `or_filters` together, and an upper
+    /// bound of the placeholders the statement will have.
+    pub fn check_query(q: &ListQuery) -> Result<(), ListQueryError> {
+        let conditions = q.filters.len() + q.or_filters.len();
+        if conditions > MAX_FILTERS {
+            return too_many("filters", conditions, MAX_FILTERS);
+        }
+        let placeholders = placeholder_bound(q);
+        if placeholders > MAX_PLACEHOLDERS {
+            return too_many("values in one query", placeholders, MAX_PLACEHOLDERS);
+        }
+        Ok(())
+    }
+
+    /// At least the number of `?` the query's statements render (see `predicate` and
+    /// `render_condition`: a condition binds its values, a fallback, and the parent type of
+    /// an `EXISTS`).
+    pub fn placeholder_bound(q: &ListQuery) -> usize {
+        let conditions: usize = q
+            .filters
+            .iter()
+            .chain(&q.or_filters)
+            .map(|c| {
+                2 + match &c.value {
+                    FilterValue::One(_) => 1,
+                    FilterValue::Many(v) => v.len(),
+                    FilterValue::Pair(..) => 2,
+                    FilterValue::None => 0,
+                }
+            })
+            .sum();
+        conditions + RESERVED_PLACEHOLDERS
+    }
+}
+
+/// Parses list parameters, once [`caps::check_args`] let them through.
+fn parse_within_caps(
+    meta: &'static DocMeta,
+    args: &RawListArgs,
+) -> Result<ListQuery, ListQueryError> {
     let select = parse_fields(meta, args.fields.as_ref())?;
     let filters = parse_filters(meta, args.filters.as_ref(), "filters")?;
     let or_filters = parse_filters(meta, args.or_filters.as_ref(), "or_filters")?;
-    let order_by = parse_order_by(meta, args.order_by.as_ref())?;
-    check_group_by(meta, args.group_by.as_ref())?;
+    let group_by = parse_group_by(meta, args.group_by.as_ref())?;
+    let (select, order_by) = match aggregate(meta, select, group_by, args.order_by.as_ref())? {
+        Select::Aggregate(a) => (Select::Aggregate(a), Vec::new()),
+        select => (select, parse_order_by(meta, args.order_by.as_ref())?),
+    };
     let start = parse_count(args.limit_start.as_ref(), "limit_start", 0)?;
     let page_length = match parse_count(
         args.limit_page_length.as_ref(),
@@ -401,6 +606,7 @@ fn select_from_list(meta: &'static DocMeta, items: Vec<&str>) -> Result<Select, 
     let mut fields = Vec::new();
     let mut star = false;
     let mut count: Option<String> = None;
+    let mut aggregates: Vec<(usize, AggItem)> = Vec::new();
     let mut n = 0usize;
     for raw in items {
         let item = raw.trim();
@@ -410,14 +616,23 @@ fn select_from_list(meta: &'static DocMeta, items: Vec<&str>) -> Result<Select, 
         n += 1;
         let (expr, alias) = split_alias(item)?;
         if let Some(inner) = strip_count(expr) {
-            check_count_arg(meta, inner, expr)?;
-            count = Some(alias.unwrap_or(expr).to_string());
-            continue;
+            if check_count_arg(meta, inner, expr).is_ok() {
+                count = Some(alias.unwrap_or(expr).to_string());
+                aggregates.push((
+                    fields.len(),
+                    AggItem {
+                        expr: "COUNT(*)".into(),
+                        alias: alias.unwrap_or(expr).to_string(),
+                        output: AggOutput::Int,
+                        field: None,
+                    },
+                ));
+                continue;
+            }
         }
         if expr.contains('(') {
-            return invalid(format!(
-                "Use of functions in fields is not allowed (only count(name) alone): {expr}"
-            ));
+            aggregates.push((fields.len(), aggregate_item(meta, expr, alias)?));
+            continue;
         }
         let Some((table, col)) = split_ref(expr) else {
             return invalid(format!("Invalid field: {expr}"));
@@ -448,10 +663,15 @@ fn select_from_list(meta: &'static DocMeta, items: Vec<&str>) -> Result<Select, 
         });
     }
     if let Some(alias) = count {
-        if n > 1 {
-            return invalid("count() must be the only field");
+        if n == 1 {
+            return Ok(Select::Count { alias });
         }
-        return Ok(Select::Count { alias });
+    }
+    if !aggregates.is_empty() {
+        if star {
+            return invalid("* cannot be combined with aggregates");
+        }
+        return aggregate_select(meta, fields, aggregates);
     }
     if star {
         if fields.iter().any(|f| f.table.is_some()) {
@@ -515,6 +735,7 @@ fn parse_filters(
     v: Option<&Value>,
     what: &str,
 ) -> Result<Vec<Condition>, ListQueryError> {
+    caps::check_filters(v)?;
     match v {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => {
@@ -721,6 +942,7 @@ fn scalar(v: &Value) -> Result<SqlValue, ListQueryError> {
 
 /// Values of `in`/`not in`: a list or a comma-separated string; text is trimmed (Frappe: `cstr(v).strip()`).
 fn in_values(v: &Value) -> Result<Vec<SqlValue>, ListQueryError> {
+    caps::check_in_values(v)?;
     let trim = |s: &str| SqlValue::Text(s.trim().to_string());
     Ok(match v {
         Value::Null => Vec::new(),
@@ -791,25 +1013,279 @@ fn order_term(meta: &'static DocMeta, part: &str) -> Result<OrderBy, ListQueryEr
     Ok(OrderBy { column, desc })
 }
 
-fn check_group_by(meta: &'static DocMeta, v: Option<&Value>) -> Result<(), ListQueryError> {
+/// `group_by`: comma-separated parent columns; `name` alone is the primary key, a no-op (empty list).
+fn parse_group_by(
+    meta: &'static DocMeta,
+    v: Option<&Value>,
+) -> Result<Vec<&'static Column>, ListQueryError> {
     let text = match v {
-        None | Some(Value::Null) => return Ok(()),
+        None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::String(s)) => s.trim(),
         Some(_) => return invalid("group_by must be a string"),
     };
     if text.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    match split_ref(text) {
-        Some((table, "name"))
-            if table.map_or(true, |t| {
-                matches!(resolve_table(meta, t), Some(Target::Parent))
-            }) =>
-        {
-            Ok(())
+    let mut out: Vec<&'static Column> = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let (table, col) = split_ref(part)
+            .filter(|(_, c)| *c != "*")
+            .ok_or_else(|| ListQueryError::Invalid(format!("Invalid group_by: {part}")))?;
+        if let Some(t) = table {
+            if !matches!(resolve_table(meta, t), Some(Target::Parent)) {
+                return invalid(format!(
+                    "group_by may only use columns of {}: {part}",
+                    meta.doctype()
+                ));
+            }
         }
-        _ => invalid(format!("group_by is not supported (only name): {text}")),
+        let column = meta
+            .parent
+            .column(col)
+            .ok_or_else(|| ListQueryError::FieldNotPermitted(col.to_string()))?;
+        if !out.iter().any(|c| std::ptr::eq(*c, column)) {
+            out.push(column);
+        }
     }
+    if out.len() == 1 && out[0].name == "name" {
+        return Ok(Vec::new());
+    }
+    Ok(out)
+}
+
+/// `func(arg)` of `fields` (other than a lone `count(name)`): an aggregate over a parent column.
+fn aggregate_item(
+    meta: &'static DocMeta,
+    expr: &str,
+    alias: Option<&str>,
+) -> Result<AggItem, ListQueryError> {
+    let bad = || {
+        ListQueryError::Invalid(format!(
+            "Use of functions in fields is not allowed (only count, sum, avg, min and max of a field): {expr}"
+        ))
+    };
+    let open = expr.find('(').ok_or_else(bad)?;
+    let func = AggFunc::parse(expr[..open].trim()).ok_or_else(bad)?;
+    let inner = expr[open + 1..].strip_suffix(')').ok_or_else(bad)?.trim();
+    let (distinct, arg) = match inner.get(..9) {
+        Some(head) if head.eq_ignore_ascii_case("distinct ") => (true, inner[9..].trim()),
+        _ => (false, inner),
+    };
+    let alias = alias.unwrap_or(expr).to_string();
+    if arg == "*" {
+        if func != AggFunc::Count || distinct {
+            return Err(bad());
+        }
+        return Ok(AggItem {
+            expr: "COUNT(*)".into(),
+            alias,
+            output: AggOutput::Int,
+            field: None,
+        });
+    }
+    if distinct && func != AggFunc::Count {
+        return Err(bad());
+    }
+    let (table, col) = split_ref(arg).ok_or_else(bad)?;
+    if let Some(t) = table {
+        if !matches!(resolve_table(meta, t), Some(Target::Parent)) {
+            return invalid(format!(
+                "Aggregates may only use columns of {}: {expr}",
+                meta.doctype()
+            ));
+        }
+    }
+    let column = meta
+        .parent
+        .column(col)
+        .ok_or_else(|| ListQueryError::FieldNotPermitted(col.to_string()))?;
+    let output = match func {
+        AggFunc::Count => AggOutput::Int,
+        AggFunc::Sum | AggFunc::Avg if column.kind == ColumnKind::Int => AggOutput::Float,
+        AggFunc::Sum | AggFunc::Avg => {
+            return invalid(format!("{expr}: sum and avg need a numeric field"))
+        }
+        AggFunc::Min | AggFunc::Max if column.kind == ColumnKind::Password => {
+            return invalid(format!("{expr}: a password field cannot be aggregated"))
+        }
+        AggFunc::Min | AggFunc::Max => AggOutput::Column(column),
+    };
+    let distinct = if distinct { "DISTINCT " } else { "" };
+    Ok(AggItem {
+        expr: format!("{}({distinct}t.`{}`)", func.sql(), column.name),
+        alias,
+        output,
+        field: None,
+    })
+}
+
+/// An aggregate select from the plain fields and the aggregates (with their positions among them).
+fn aggregate_select(
+    meta: &'static DocMeta,
+    fields: Vec<SelectField>,
+    aggregates: Vec<(usize, AggItem)>,
+) -> Result<Select, ListQueryError> {
+    let mut items = Vec::with_capacity(fields.len() + aggregates.len());
+    let mut aggregates = aggregates.into_iter().peekable();
+    for (i, f) in fields.into_iter().enumerate() {
+        while let Some((_, a)) = aggregates.next_if(|(at, _)| *at == i) {
+            items.push(a);
+        }
+        items.push(plain_item(meta, f)?);
+    }
+    items.extend(aggregates.map(|(_, a)| a));
+    Ok(Select::Aggregate(Aggregate {
+        items,
+        group_by: Vec::new(),
+        order: Vec::new(),
+    }))
+}
+
+fn plain_item(meta: &DocMeta, f: SelectField) -> Result<AggItem, ListQueryError> {
+    if f.table.is_some() {
+        return invalid(format!(
+            "Only fields of {} can be selected with group_by or aggregates: {}",
+            meta.doctype(),
+            f.alias
+        ));
+    }
+    Ok(AggItem {
+        expr: format!("t.`{}`", f.column.name),
+        alias: f.alias,
+        output: AggOutput::Column(f.column),
+        field: Some(f.column),
+    })
+}
+
+/// Turns a select into an aggregate query when it has aggregates or a `group_by`, and settles
+/// its grouping and order; any other select comes back as it was.
+fn aggregate(
+    meta: &'static DocMeta,
+    select: Select,
+    group_by: Vec<&'static Column>,
+    order_by: Option<&Value>,
+) -> Result<Select, ListQueryError> {
+    let mut agg = match select {
+        Select::Aggregate(a) => a,
+        other if group_by.is_empty() => return Ok(other),
+        Select::Names => Aggregate {
+            items: vec![plain_item(
+                meta,
+                SelectField {
+                    table: None,
+                    column: meta.parent.column("name").ok_or_else(|| {
+                        ListQueryError::Invalid("This doctype has no name column".into())
+                    })?,
+                    alias: "name".into(),
+                },
+            )?],
+            group_by: Vec::new(),
+            order: Vec::new(),
+        },
+        Select::Star => Aggregate {
+            items: star_columns(meta)
+                .into_iter()
+                .map(|column| {
+                    plain_item(
+                        meta,
+                        SelectField {
+                            table: None,
+                            column,
+                            alias: column.name.to_string(),
+                        },
+                    )
+                })
+                .collect::<Result<_, _>>()?,
+            group_by: Vec::new(),
+            order: Vec::new(),
+        },
+        Select::Fields(fields) => match aggregate_select(meta, fields, Vec::new())? {
+            Select::Aggregate(a) => a,
+            other => return Ok(other),
+        },
+        Select::Count { alias } => Aggregate {
+            items: vec![AggItem {
+                expr: "COUNT(*)".into(),
+                alias,
+                output: AggOutput::Int,
+                field: None,
+            }],
+            group_by: Vec::new(),
+            order: Vec::new(),
+        },
+    };
+    let grouped = |c: &'static Column| group_by.iter().any(|g| std::ptr::eq(*g, c));
+    for item in &mut agg.items {
+        if let Some(c) = item.field {
+            if !grouped(c) {
+                item.expr = format!("MIN(t.`{}`)", c.name);
+            }
+        }
+    }
+    agg.order = aggregate_order(meta, &agg.items, &group_by, order_by)?;
+    agg.group_by = group_by;
+    Ok(Select::Aggregate(agg))
+}
+
+fn aggregate_order(
+    meta: &'static DocMeta,
+    items: &[AggItem],
+    group_by: &[&'static Column],
+    v: Option<&Value>,
+) -> Result<Vec<(String, bool)>, ListQueryError> {
+    let text = match v {
+        None | Some(Value::Null) => "",
+        Some(Value::String(s)) => s.trim(),
+        Some(_) => return invalid("order_by must be a string"),
+    };
+    if text.is_empty() {
+        return Ok(group_by
+            .iter()
+            .map(|c| (format!("t.`{}`", c.name), false))
+            .collect());
+    }
+    let mut out = Vec::new();
+    for part in text.split(',') {
+        let part = part.trim();
+        let lower = part.to_ascii_lowercase();
+        let (term, desc) = if lower.ends_with(" desc") {
+            (part[..part.len() - 5].trim(), true)
+        } else if lower.ends_with(" asc") {
+            (part[..part.len() - 4].trim(), false)
+        } else {
+            (part, false)
+        };
+        let unquoted = term.trim_matches('`');
+        if let Some(item) = items
+            .iter()
+            .find(|i| i.alias == unquoted || i.alias == term)
+        {
+            out.push((item.expr.clone(), desc));
+            continue;
+        }
+        if term.contains('(') {
+            let item = if strip_count(term)
+                .is_some_and(|inner| check_count_arg(meta, inner, term).is_ok())
+            {
+                "COUNT(*)".to_string()
+            } else {
+                aggregate_item(meta, term, None)?.expr
+            };
+            out.push((item, desc));
+            continue;
+        }
+        let o = order_term(meta, term)?;
+        let expr = if group_by.iter().any(|g| std::ptr::eq(*g, o.column)) {
+            format!("t.`{}`", o.column.name)
+        } else if desc {
+            format!("MAX(t.`{}`)", o.column.name)
+        } else {
+            format!("MIN(t.`{}`)", o.column.name)
+        };
+        out.push((expr, desc));
+    }
+    Ok(out)
 }
 
 // ----- limits, as_dict -----
@@ -979,6 +1455,7 @@ impl ListQuery {
                 .collect(),
             Select::Fields(fields) => fields.iter().map(|f| f.alias.clone()).collect(),
             Select::Count { alias } => vec![alias.clone()],
+            Select::Aggregate(a) => a.items.iter().map(|i| i.alias.clone()).collect(),
         }
     }
 
@@ -997,6 +1474,27 @@ impl ListQuery {
                 .collect::<Vec<_>>()
                 .join(", "),
             Select::Count { .. } => "COUNT(*)".into(),
+            Select::Aggregate(a) => a
+                .items
+                .iter()
+                .map(|i| i.expr.clone())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    /// `" GROUP BY t.`col`, …"` of an aggregate query with a `group_by`, else `""`.
+    pub fn group_clause(&self) -> String {
+        match &self.select {
+            Select::Aggregate(a) if !a.group_by.is_empty() => {
+                let cols: Vec<String> = a
+                    .group_by
+                    .iter()
+                    .map(|c| format!("t.`{}`", c.name))
+                    .collect();
+                format!(" GROUP BY {}", cols.join(", "))
+            }
+            _ => String::new(),
         }
     }
 
@@ -1057,6 +1555,17 @@ impl ListQuery {
 
     /// `" ORDER BY t.`modified` DESC"` or `""` when there is no order.
     pub fn order_clause(&self) -> String {
+        if let Select::Aggregate(a) = &self.select {
+            if a.order.is_empty() {
+                return String::new();
+            }
+            let terms: Vec<String> = a
+                .order
+                .iter()
+                .map(|(e, desc)| format!("{e} {}", if *desc { "DESC" } else { "ASC" }))
+                .collect();
+            return format!(" ORDER BY {}", terms.join(", "));
+        }
         if self.order_by.is_empty() {
             return String::new();
         }
@@ -1600,11 +2109,14 @@ mod tests {
             );
         }
         for f in [
-            r#"["count(name) as cnt", "name"]"#,
-            r#"["count(provider_name)"]"#,
-            r#"["count(distinct name)"]"#,
-            r#"["max(modified)"]"#,
             r#"["sleep(5)"]"#,
+            r#"["sum(provider_name)"]"#,
+            r#"["max(client_secret)"]"#,
+            r#"["sum(distinct expires_in)"]"#,
+            r#"["count(`tabOAuth Scope`.scope)"]"#,
+            r#"["max(*)"]"#,
+            r#"["count(name) as c", "`tabOAuth Scope`.scope"]"#,
+            r#"["count(name) as c", "*"]"#,
             r#"["count(name) as `bad alias`"]"#,
             r#"["name as x; drop"]"#,
             r#"["name as"]"#,
@@ -1971,13 +2483,111 @@ mod tests {
     }
 
     #[test]
-    fn group_by_only_name() {
-        assert!(qs(&CONNECTED_APP, &[("group_by", "name")]).is_ok());
-        assert!(qs(&CONNECTED_APP, &[("group_by", "`tabConnected App`.`name`")]).is_ok());
-        assert!(matches!(
-            ca_err(&[("group_by", "provider_name")]),
-            ListQueryError::Invalid(_)
-        ));
+    fn group_by_name_alone_is_a_no_op() {
+        assert_eq!(ca(&[("group_by", "name")]).select, Select::Names);
+        assert_eq!(
+            ca(&[("group_by", "`tabConnected App`.`name`")]).select,
+            Select::Names
+        );
+    }
+
+    fn agg(q: &ListQuery) -> &Aggregate {
+        match &q.select {
+            Select::Aggregate(a) => a,
+            other => panic!("not an aggregate: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn group_by_with_aggregates_and_fields() {
+        let q = ca(&[
+            (
+                "fields",
+                r#"["provider_name","count(name) as count","max(modified) as last","owner"]"#,
+            ),
+            ("group_by", "provider_name"),
+        ]);
+        assert_eq!(
+            q.select_list(&CONNECTED_APP),
+            "t.`provider_name`, COUNT(*), MAX(t.`modified`), MIN(t.`owner`)"
+        );
+        assert_eq!(
+            q.output_keys(&CONNECTED_APP),
+            ["provider_name", "count", "last", "owner"]
+        );
+        assert_eq!(q.group_clause(), " GROUP BY t.`provider_name`");
+        // Without order_by: by the groups.
+        assert_eq!(q.order_clause(), " ORDER BY t.`provider_name` ASC");
+        assert!(q.order_by.is_empty());
+        let q = ca(&[
+            ("fields", r#"["provider_name","count(name) as count"]"#),
+            ("group_by", "provider_name"),
+            ("order_by", "count desc, provider_name"),
+        ]);
+        assert_eq!(
+            q.order_clause(),
+            " ORDER BY COUNT(*) DESC, t.`provider_name` ASC"
+        );
+        let q = ca(&[
+            ("fields", r#"["provider_name"]"#),
+            ("group_by", "provider_name"),
+            ("order_by", "modified desc"),
+        ]);
+        assert_eq!(q.order_clause(), " ORDER BY MAX(t.`modified`) DESC");
+        // A group_by alone groups the default field.
+        let q = ca(&[("group_by", "provider_name, owner")]);
+        assert_eq!(q.select_list(&CONNECTED_APP), "MIN(t.`name`)");
+        assert_eq!(q.group_clause(), " GROUP BY t.`provider_name`, t.`owner`");
+    }
+
+    #[test]
+    fn aggregates_without_group_by() {
+        let q = body(
+            &TOKEN_CACHE,
+            json!({"fields": ["sum(expires_in) as total", "avg(expires_in)", "count(distinct user) as users", "count(connected_app)"]}),
+        )
+        .unwrap();
+        let a = agg(&q);
+        assert_eq!(
+            q.select_list(&TOKEN_CACHE),
+            "SUM(t.`expires_in`), AVG(t.`expires_in`), COUNT(DISTINCT t.`user`), COUNT(t.`connected_app`)"
+        );
+        assert_eq!(
+            a.items.iter().map(|i| i.output).collect::<Vec<_>>()[..2],
+            [AggOutput::Float, AggOutput::Float]
+        );
+        assert_eq!(
+            q.output_keys(&TOKEN_CACHE),
+            ["total", "avg(expires_in)", "users", "count(connected_app)"]
+        );
+        assert_eq!(q.group_clause(), "");
+        assert_eq!(q.order_clause(), "");
+        // count(name) beside a field is an aggregate, not the count fast path.
+        let q = ca(&[("fields", r#"["count(name) as c", "name"]"#)]);
+        assert_eq!(q.select_list(&CONNECTED_APP), "COUNT(*), MIN(t.`name`)");
+    }
+
+    #[test]
+    fn group_by_rejects_what_is_not_a_parent_column() {
+        for g in [
+            "nope",
+            "`tabOAuth Scope`.scope",
+            "provider_name; drop",
+            "*",
+            "count(name)",
+        ] {
+            assert!(qs(&CONNECTED_APP, &[("group_by", g)]).is_err(), "{g}");
+        }
+        assert!(qs(
+            &CONNECTED_APP,
+            &[("group_by", "provider_name"), ("order_by", "sleep(1)")]
+        )
+        .is_err());
+        assert!(qs(
+            &CONNECTED_APP,
+            &[("group_by", "provider_name"), ("order_by", "nope desc")]
+        )
+        .is_err());
     }
 
     // ----- limits, as_dict, from_map -----

@@ -9,6 +9,7 @@ use subtle::ConstantTimeEq;
 
 use super::client::{self, AppEndpoints, ClientLimits, OAuthError, Pkce, TokenKind, TokenSet};
 use super::store as oauth_store;
+use super::token_cache::{self, Key, Slot};
 use crate::auth::store as users;
 use crate::auth::CurrentUser;
 use crate::db::DbConnection;
@@ -22,11 +23,6 @@ use crate::state::{AppState, SharedState};
 
 const EXPECTATION_FAILED: actix_web::http::StatusCode =
     actix_web::http::StatusCode::EXPECTATION_FAILED;
-
-/// The Token Cache name of a user's connection (`<app>-<user>`; `<app>-` for the app itself).
-pub fn token_cache_name(app: &str, user: Option<&str>) -> String {
-    format!("{app}-{}", user.unwrap_or(""))
-}
 
 pub fn limits(state: &AppState) -> ClientLimits {
     ClientLimits {
@@ -126,7 +122,9 @@ pub fn provider_error(e: &OAuthError) -> AppError {
 }
 
 /// Starts the web application flow: a fresh single-use `state` (and PKCE verifier) is kept in
-/// the Token Cache `<app>-<user>`, and the provider's authorization URL is returned.
+/// the user's Token Cache for the app (`<app>-<user>`), and the provider's authorization URL is
+/// returned. A row of that name that is not this user's connection to this app is refused,
+/// never written to.
 pub async fn initiate(
     state: &SharedState,
     caller: &CurrentUser,
@@ -173,14 +171,17 @@ pub async fn initiate(
                 pkce.as_ref().map(|p| p.challenge.as_str()),
             )
             .map_err(|e| AppError::validation(e.to_string()))?;
-            if users::find_user(conn, &target)?.is_none() {
-                return Err(AppError::not_found("User", &target));
-            }
-            let name = token_cache_name(app.name(), Some(&target));
+            // The user's stored name: the `user` column and the name are written as stored.
+            let target = users::find_user(conn, &target)?
+                .ok_or_else(|| AppError::not_found("User", &target))?
+                .name;
+            let key = Key::user(app.name(), &target);
+            let name = key.name();
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &name)?;
-                match store::load(conn, &TOKEN_CACHE, &name)? {
-                    Some(mut tc) => {
+                match token_cache::slot(conn, &key)? {
+                    Slot::Taken(_) => return Err(token_cache::taken(&key)),
+                    Slot::Own(mut tc) => {
                         tc.row.set("state", Value::String(oauth_state.clone()));
                         // As Frappe: each flow sets success_uri, clearing an earlier one.
                         tc.row.set(
@@ -194,8 +195,8 @@ pub async fn initiate(
                         tc.row.modified_by = Some(caller_name.clone());
                         store::update(conn, &tc, &[])?;
                     }
-                    None => {
-                        let mut tc = Doc::new(&TOKEN_CACHE, name.clone());
+                    Slot::Free(name) => {
+                        let mut tc = Doc::new(&TOKEN_CACHE, name);
                         tc.row.owner = Some(caller_name.clone());
                         tc.row.modified_by = Some(caller_name.clone());
                         tc.row.creation = Some(now);
@@ -231,6 +232,8 @@ pub async fn initiate(
 #[derive(Debug)]
 pub struct Connected {
     pub token_cache: String,
+    /// The Connected App's stored name.
+    pub app: String,
     pub success_uri: Option<String>,
 }
 
@@ -254,14 +257,16 @@ pub async fn callback(
     let user_name = user.name.clone();
     let st = StatePtr::new(state);
     // 1. Look up and check the pending state.
-    let (app, ep, name, verifier) = state
+    let (app, ep, key, name, verifier) = state
         .db
         .run(move |conn| {
             let state = st.get();
             let app = store::load(conn, &CONNECTED_APP, &app_name)?
                 .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
-            let name = token_cache_name(app.name(), Some(&user_name));
-            let tc = store::load(conn, &TOKEN_CACHE, &name)?.ok_or_else(invalid_state)?;
+            // Only the caller's own connection to this app holds the state to check.
+            let key = Key::user(app.name(), &user_name);
+            let tc = token_cache::load(conn, &key)?.ok_or_else(invalid_state)?;
+            let name = tc.name().to_string();
             let stored = tc.row.get_str("state").unwrap_or_default().to_string();
             let given = given_state.unwrap_or_default();
             if stored.is_empty() || !bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
@@ -278,7 +283,7 @@ pub async fn callback(
                 None => None,
             };
             let ep = endpoints(state, conn, &app)?;
-            Ok((app, ep, name, verifier))
+            Ok((app, ep, key, name, verifier))
         })
         .await?;
     if let Some((error, description)) = provider_error_param {
@@ -319,7 +324,7 @@ pub async fn callback(
             let state = st.get();
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &name2)?;
-                let mut tc = store::load(conn, &TOKEN_CACHE, &name2)?.ok_or_else(invalid_state)?;
+                let mut tc = token_cache::load(conn, &key)?.ok_or_else(invalid_state)?;
                 // A concurrent callback may have used the state while we talked to the provider.
                 if tc.row.get_str("state").unwrap_or_default().is_empty() {
                     return Err(invalid_state());
@@ -337,6 +342,7 @@ pub async fn callback(
         .await?;
     Ok(Connected {
         token_cache: name,
+        app: app.name().to_string(),
         success_uri,
     })
 }
@@ -437,26 +443,18 @@ pub async fn get_access_token(
     user: Option<&str>,
     caller: &str,
 ) -> AppResult<Value> {
-    // The Token Cache name is looked up directly (names match case-insensitively); the app
-    // itself is only looked up when there is no connection, to tell 404 from "not connected".
-    let name = token_cache_name(app_name, user);
+    // One query resolves the app (404 when there is none) and reads the connection by its
+    // name and its `connected_app` and `user` columns (see `token_cache`).
+    let key = Key {
+        app: app_name.to_string(),
+        user: user.map(str::to_string),
+    };
+    let name = key.name();
     let margin = state.settings.refresh_margin.as_secs() as i64;
     let asked_at = state.clock.now();
     // Fast path: a fresh token needs no lock.
-    match read_fresh(state, &name, margin, None).await {
-        Ok(Some(v)) => return Ok(v),
-        Ok(None) => {}
-        Err(e) => {
-            let app_name = app_name.to_string();
-            state
-                .db
-                .read(move |conn| {
-                    store::exists(conn, &CONNECTED_APP, &app_name)?
-                        .ok_or_else(|| AppError::not_found("Connected App", &app_name))
-                })
-                .await?;
-            return Err(e);
-        }
+    if let Some(v) = read_fresh(state, &key, margin, None).await? {
+        return Ok(v);
     }
     // One refresh per process at a time for this connection…
     let asked = std::time::Instant::now();
@@ -474,7 +472,7 @@ pub async fn get_access_token(
     loop {
         // A token received since this call began is the newest there is, even when it lives
         // shorter than the margin: refreshing again would loop (or refresh once per waiter).
-        if let Some(v) = read_fresh(state, &name, margin, Some(asked_at)).await? {
+        if let Some(v) = read_fresh(state, &key, margin, Some(asked_at)).await? {
             return Ok(v);
         }
         // …and one across processes, through a lease row in the database.
@@ -489,7 +487,7 @@ pub async fn get_access_token(
             })
             .await?;
         if taken {
-            let result = refresh_now(state, &name, caller).await;
+            let result = refresh_now(state, &key, caller).await;
             *last_failure = result
                 .as_ref()
                 .err()
@@ -515,18 +513,23 @@ pub async fn get_access_token(
 /// when it was received at or after `received_since`.
 async fn read_fresh(
     state: &SharedState,
-    name: &str,
+    key: &Key,
     margin: i64,
     received_since: Option<NaiveDateTime>,
 ) -> AppResult<Option<Value>> {
-    let n = name.to_string();
+    let key = key.clone();
+    let n = key.name();
     let st = StatePtr::new(state);
     state
         .db
         .read(move |conn| {
             let state = st.get();
-            let Some(t) = oauth_store::token_read(conn, &n)? else {
-                return Err(not_connected(&n));
+            let t = match token_cache::read(conn, &key.app, key.user.as_deref())? {
+                token_cache::Read::NoApp => {
+                    return Err(AppError::not_found("Connected App", &key.app))
+                }
+                token_cache::Read::App { token: None, .. } => return Err(not_connected(&n)),
+                token_cache::Read::App { token: Some(t), .. } => t,
             };
             if t.needs_reconnect {
                 return Err(reconnect_needed());
@@ -541,12 +544,17 @@ async fn read_fresh(
             {
                 Some(tc) => tc,
                 None => {
-                    let tc =
-                        store::load(conn, &TOKEN_CACHE, &n)?.ok_or_else(|| not_connected(&n))?;
+                    let tc = store::load(conn, &TOKEN_CACHE, &t.stored_name)?
+                        .ok_or_else(|| not_connected(&n))?;
                     state.docs.put(&tc);
                     std::sync::Arc::new(tc)
                 }
             };
+            // The row the token came from is still this connection's (columns checked again
+            // on the document that supplies expiry and scopes).
+            if !key.matches(&tc) {
+                return Err(not_connected(&n));
+            }
             let token = reveal(state, "Token Cache", &n, "access_token", stored, encrypted)?;
             let left = seconds_left(state, &tc, t.received_at);
             let just_received =
@@ -581,14 +589,17 @@ fn reconnect_needed() -> AppError {
 }
 
 /// Refreshes one connection now (the caller holds the lease).
-async fn refresh_now(state: &SharedState, name: &str, caller: &str) -> AppResult<()> {
-    let n = name.to_string();
+async fn refresh_now(state: &SharedState, key: &Key, caller: &str) -> AppResult<()> {
+    let name = key.name();
+    let n = name.clone();
+    let k = key.clone();
     let st = StatePtr::new(state);
     let (ep, refresh_token) = state
         .db
         .run(move |conn| {
             let state = st.get();
-            let tc = store::load(conn, &TOKEN_CACHE, &n)?.ok_or_else(|| not_connected(&n))?;
+            let tc = token_cache::load(conn, &k)?.ok_or_else(|| not_connected(&n))?;
+            let n = tc.name().to_string();
             let app_name = tc
                 .row
                 .get_str("connected_app")
@@ -616,6 +627,7 @@ async fn refresh_now(state: &SharedState, name: &str, caller: &str) -> AppResult
     match result {
         Ok(tokens) => {
             let n = name.to_string();
+            let k = key.clone();
             let by = caller.to_string();
             let st = StatePtr::new(state);
             state
@@ -624,8 +636,8 @@ async fn refresh_now(state: &SharedState, name: &str, caller: &str) -> AppResult
                     let state = st.get();
                     crate::db::write_transaction(conn, |conn| {
                         store::lock(conn, &TOKEN_CACHE, &n)?;
-                        let mut tc = store::load(conn, &TOKEN_CACHE, &n)?
-                            .ok_or_else(|| not_connected(&n))?;
+                        let mut tc =
+                            token_cache::load(conn, &k)?.ok_or_else(|| not_connected(&n))?;
                         store_tokens(state, conn, &mut tc, &tokens, &by)
                     })
                 })
@@ -659,17 +671,15 @@ pub async fn has_token(state: &SharedState, app_name: &str, user: &str) -> AppRe
     let (app_name, user) = (app_name.to_string(), user.to_string());
     state
         .db
-        .read(move |conn| {
-            let name = token_cache_name(&app_name, Some(&user));
-            match oauth_store::token_read(conn, &name)? {
-                Some(t) => Ok(!t.needs_reconnect && t.access_token.is_some()),
-                None => {
-                    store::exists(conn, &CONNECTED_APP, &app_name)?
-                        .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
-                    Ok(false)
+        .read(
+            move |conn| match token_cache::read(conn, &app_name, Some(&user))? {
+                token_cache::Read::NoApp => Err(AppError::not_found("Connected App", &app_name)),
+                token_cache::Read::App { token: None, .. } => Ok(false),
+                token_cache::Read::App { token: Some(t), .. } => {
+                    Ok(!t.needs_reconnect && t.access_token.is_some())
                 }
-            }
-        })
+            },
+        )
         .await
 }
 
@@ -683,11 +693,18 @@ pub async fn backend_app_token(
     let app = state
         .db
         .run(move |conn| {
-            store::load(conn, &CONNECTED_APP, &app_name2)?
-                .ok_or_else(|| AppError::not_found("Connected App", &app_name2))
+            let app = store::load(conn, &CONNECTED_APP, &app_name2)?
+                .ok_or_else(|| AppError::not_found("Connected App", &app_name2))?;
+            // `<app>-` must be the app's own row, not a user's connection that has that name.
+            let own = Key::app_itself(app.name());
+            if let Slot::Taken(_) = token_cache::slot(conn, &own)? {
+                return Err(token_cache::taken(&own));
+            }
+            Ok(app)
         })
         .await?;
-    let name = token_cache_name(app.name(), None);
+    let key = Key::app_itself(app.name());
+    let name = key.name();
     let margin = state.settings.refresh_margin.as_secs() as i64;
     let asked = std::time::Instant::now();
     let lock = state.oauth.lock_for(&name);
@@ -699,7 +716,7 @@ pub async fn backend_app_token(
             return Err(e.clone());
         }
     }
-    match read_fresh(state, &name, margin, None).await {
+    match read_fresh(state, &key, margin, None).await {
         Ok(Some(v)) => return Ok(v),
         Ok(None) => {}
         Err(e) if e.exc_type == "ValidationError" => {}
@@ -734,9 +751,11 @@ pub async fn backend_app_token(
             let state = st.get();
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, &TOKEN_CACHE, &n)?;
-                let mut tc = match store::load(conn, &TOKEN_CACHE, &n)? {
-                    Some(tc) => tc,
-                    None => {
+                let own = Key::app_itself(app.name());
+                let mut tc = match token_cache::slot(conn, &own)? {
+                    Slot::Own(tc) => tc,
+                    Slot::Taken(_) => return Err(token_cache::taken(&own)),
+                    Slot::Free(_) => {
                         let now = state.clock.now();
                         let mut tc = Doc::new(&TOKEN_CACHE, n.clone());
                         tc.row.owner = Some(by.clone());
@@ -761,7 +780,7 @@ pub async fn backend_app_token(
             })
         })
         .await?;
-    read_fresh(state, &name, 0, None).await?.ok_or_else(|| {
+    read_fresh(state, &key, 0, None).await?.ok_or_else(|| {
         AppError::validation("The provider issued a token that has already expired.")
     })
 }

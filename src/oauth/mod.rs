@@ -4,6 +4,7 @@ pub mod client;
 pub mod flow;
 pub mod outbound;
 pub mod store;
+pub mod token_cache;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -5,9 +5,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::{ca_app_settings, ca_token_state};
 use crate::db::DbConnection;
-use crate::doc::row::Sql;
 use crate::error::AppResult;
-use crate::frappe::time;
 
 /// Flow data Frappe has no column for.
 #[derive(Debug, Clone, Default, Queryable)]
@@ -140,52 +138,4 @@ pub fn release_lease(conn: &mut DbConnection, name: &str, owner: &str) -> AppRes
     ))
     .execute(conn)?;
     Ok(())
-}
-
-/// What `has_token` and `get_access_token` read about a connection, in one round trip: the
-/// Token Cache's stored name and `modified` (to find the document in the cache), the flow
-/// state, and the stored access token (no `Debug`, so it cannot reach a log line).
-#[derive(Clone)]
-pub struct TokenRead {
-    pub stored_name: String,
-    pub modified: Option<NaiveDateTime>,
-    pub received_at: Option<NaiveDateTime>,
-    pub needs_reconnect: bool,
-    /// `__Auth`'s `password` and `encrypted` for `access_token`.
-    pub access_token: Option<(String, bool)>,
-}
-
-pub fn token_read(conn: &mut DbConnection, name: &str) -> AppResult<Option<TokenRead>> {
-    let ty = crate::doc::store::text_type(conn);
-    let sql = format!(
-        "SELECT CAST(tc.`name` AS {ty}), CAST(tc.`modified` AS {ty}), \
-         CAST(ts.`received_at` AS {ty}), CAST(ts.`needs_reconnect` AS {ty}), \
-         CAST(a.`password` AS {ty}), CAST(a.`encrypted` AS {ty}) \
-         FROM `tabToken Cache` tc \
-         LEFT JOIN `ca_token_state` ts ON ts.`token_cache` = ? \
-         LEFT JOIN `__Auth` a ON a.`doctype` = 'Token Cache' AND a.`name` = ? AND a.`fieldname` = 'access_token' \
-         WHERE tc.`name` = ? LIMIT 1"
-    );
-    let rows = Sql::new(sql)
-        .bind_text(name)
-        .bind_text(name)
-        .bind_text(name)
-        .rows(conn)?;
-    let Some(mut row) = rows.into_iter().next() else {
-        return Ok(None);
-    };
-    let mut col = |i: usize| row.0.get_mut(i).and_then(Option::take);
-    let stored_name = col(0).unwrap_or_default();
-    let modified = col(1).as_deref().and_then(time::parse);
-    let received_at = col(2).as_deref().and_then(time::parse);
-    let needs_reconnect = col(3).is_some_and(|v| v.trim() != "0");
-    let encrypted = col(5).is_some_and(|v| v.trim() != "0");
-    let access_token = col(4).map(|p| (p, encrypted));
-    Ok(Some(TokenRead {
-        stored_name,
-        modified,
-        received_at,
-        needs_reconnect,
-        access_token,
-    }))
 }

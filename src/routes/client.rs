@@ -1,12 +1,13 @@
 //! `frappe.client.*`: the generic document functions scripts call.
 
+use actix_web::http::{Method, StatusCode};
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
 use super::method::Call;
 use super::oauth;
 use super::resource::{json_kind, meta_or_404};
-use crate::doc::{list, service};
+use crate::doc::{list, service, store};
 use crate::error::AppError;
 use crate::frappe::args::missing_argument;
 use crate::frappe::meta::DocMeta;
@@ -114,13 +115,24 @@ pub async fn get_value(name: &str, call: Call) -> Result<HttpResponse, AppError>
             )))
         }
     };
-    let filters = call.args.get("filters").cloned().unwrap_or(Value::Null);
+    // Frappe's `get_safe_filters`: a string is JSON-decoded when it can be (`frappe-client`
+    // sends `json.dumps(None)`, "null", for no filters); a number or a plain string is a name.
+    let filters = match call.args.get("filters").cloned().unwrap_or(Value::Null) {
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
+            Ok(Value::Number(n)) => Value::String(n.to_string()),
+            Ok(v @ (Value::Null | Value::Object(_) | Value::Array(_) | Value::String(_))) => v,
+            _ => Value::String(s),
+        },
+        v => v,
+    };
     let mut args = Map::new();
     match &filters {
         Value::Null => {}
-        Value::String(s) if !s.trim_start().starts_with(['{', '[']) => {
+        Value::String(s) => {
             args.insert("filters".into(), json!({ "name": s }));
         }
+        Value::Object(m) if m.is_empty() => {}
+        Value::Array(a) if a.is_empty() => {}
         other => {
             args.insert("filters".into(), other.clone());
         }
@@ -194,7 +206,8 @@ pub async fn set_value(name: &str, call: Call) -> Result<HttpResponse, AppError>
 
 pub async fn delete(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
-    call.require_post()?;
+    // `@frappe.whitelist(methods=["POST", "DELETE"])`.
+    call.require_methods(&[Method::POST, Method::DELETE])?;
     let meta = doctype(&call, "delete")?;
     let docname = call.args.require_str("name", "delete")?;
     let revocation = oauth::before_delete(&call.state, meta, &docname).await;
@@ -242,4 +255,213 @@ pub async fn get_password(name: &str, call: Call) -> Result<HttpResponse, AppErr
     let mut e = AppError::permission(vec![], None);
     e.exception = Some("frappe.exceptions.PermissionError".into());
     Err(e)
+}
+
+/// The bundled DocType definition (`src/frappe/doctypes/*.json`), as `frappe.get_meta` reads it.
+fn doctype_definition(meta: &DocMeta) -> Result<Value, AppError> {
+    let text = match meta.doctype() {
+        "Connected App" => include_str!("../frappe/doctypes/connected_app.json"),
+        _ => include_str!("../frappe/doctypes/token_cache.json"),
+    };
+    serde_json::from_str(text)
+        .map_err(|_| AppError::internal("a bundled DocType definition is not JSON"))
+}
+
+/// Python's truthiness of a form or JSON argument (`merge=0`, `"false"`, `""` are false).
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_f64().is_some_and(|f| f != 0.0),
+        Some(Value::String(s)) => {
+            !matches!(s.trim().to_ascii_lowercase().as_str(), "" | "0" | "false")
+        }
+        Some(_) => true,
+    }
+}
+
+/// `frappe.client.rename_doc` (POST/PUT): `frappe.model.rename_doc.rename_doc` with its checks
+/// in Frappe's order. Both DocTypes have `allow_rename: 0`, so a rename that passes the other
+/// checks is refused with Frappe's "<doctype> not allowed to be renamed" and nothing changes.
+pub async fn rename_doc(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    call.require_login(name)?;
+    call.require_post()?;
+    let meta = doctype(&call, "rename_doc")?;
+    let old = call.args.require_str("old_name", "rename_doc")?;
+    let new = call.args.require_str("new_name", "rename_doc")?;
+    let merge = truthy(call.args.get("merge"));
+    let dt = meta.doctype();
+    let (old_doc, new_found) = {
+        let (old, new) = (old.clone(), new.clone());
+        call.state
+            .db
+            .read(move |conn| {
+                let old_doc = store::load(conn, meta, &old)?;
+                let new_found = store::exists(conn, meta, &new)?;
+                Ok((old_doc, new_found))
+            })
+            .await?
+    };
+    // `frappe.get_doc(doctype, old)` comes first: a missing document is its 404.
+    let old_doc = old_doc.ok_or_else(|| AppError::not_found(dt, &old))?;
+    if old == new {
+        return Err(AppError::validation(
+            "No changes made because old and new name are the same.",
+        ));
+    }
+    // A match that differs only in case or accents is the document itself being respelled.
+    let exists = new_found.is_some_and(|found| found == new);
+    if merge && !exists {
+        return Err(AppError::validation(format!(
+            "{dt} {new} does not exist, select a new target to merge"
+        )));
+    }
+    if !merge && exists {
+        return Err(AppError::validation(format!(
+            "Another {dt} with name {new} exists, select another name"
+        )));
+    }
+    if !service::can(
+        &call.user,
+        meta,
+        service::Perm::Write,
+        old_doc.row.owner.as_deref(),
+    ) {
+        return Err(AppError::validation(format!(
+            "You need write permission on {dt} {old} to rename"
+        )));
+    }
+    // Both DocTypes' definitions have `allow_rename: 0` (a test below holds them to it), so
+    // this is where Frappe refuses every rename that got this far; nothing is changed.
+    Err(AppError::validation(format!(
+        "{dt} not allowed to be renamed"
+    )))
+}
+
+/// `frappe.client.bulk_update` (POST/PUT): `docs` is a JSON list of changes, each naming its
+/// document by `doctype` and `docname`. Each document is saved on its own, as in Frappe; the
+/// ones that fail are returned in `failed_docs` with the one-line summary of their error
+/// (Frappe sends the whole traceback), the others stay saved.
+pub async fn bulk_update(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    call.require_login(name)?;
+    call.require_post()?;
+    let docs = match call.args.json("docs")? {
+        Some(Value::Array(docs)) => docs,
+        Some(other) => {
+            return Err(AppError::bad_input(
+                "TypeError",
+                format!(
+                    "docs must be a JSON list of documents, not {}.",
+                    json_kind(&other)
+                ),
+            ))
+        }
+        None => return Err(missing_argument("bulk_update", "docs")),
+    };
+    if docs.iter().any(|d| !d.is_object()) {
+        return Err(AppError::bad_input(
+            "AttributeError",
+            "Every entry of docs must be a JSON object.",
+        ));
+    }
+    let mut failed = Vec::new();
+    for doc in docs {
+        let Value::Object(mut doc) = doc else {
+            continue;
+        };
+        doc.remove("flags");
+        if let Err(e) = bulk_update_one(&call, &doc).await {
+            failed.push(json!({"doc": Value::Object(doc), "exc": e.summary()}));
+        }
+    }
+    Ok(call.reply(json!({ "failed_docs": failed })))
+}
+
+async fn bulk_update_one(call: &Call, doc: &Map<String, Value>) -> Result<(), AppError> {
+    let key_error = |k: &str| AppError::bad_input("KeyError", format!("'{k}'"));
+    let dt = doc.get("doctype").ok_or_else(|| key_error("doctype"))?;
+    let docname = doc.get("docname").ok_or_else(|| key_error("docname"))?;
+    let (Some(dt), Some(docname)) = (dt.as_str(), scalar_text(docname)) else {
+        return Err(AppError::validation("doctype and docname must be strings."));
+    };
+    let meta = meta_or_404(dt)?;
+    let mut body = doc.clone();
+    body.remove("doctype");
+    body.remove("docname");
+    service::update(&call.state, &call.user, meta, &docname, body).await?;
+    Ok(())
+}
+
+fn scalar_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// `frappe.client.get_single_value`: the value of a Single DocType's field. Neither DocType
+/// here is Single, so, as in Frappe (`frappe.db.get_single_value` reads `tabSingles`, finds no
+/// row and casts None to the field's type), a field answers its type's empty value (`""` for
+/// text, `0` for Int, nothing for other types) and an unknown field is a 404.
+pub async fn get_single_value(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    call.require_login(name)?;
+    let meta = doctype(&call, "get_single_value")?;
+    let field = call.args.require_str("field", "get_single_value")?;
+    if !service::has_doctype_access(&call.user) {
+        return Err(AppError::permission(
+            vec![crate::error::ServerMessage::raised(format!(
+                "No permission for {}",
+                meta.doctype()
+            ))],
+            None,
+        ));
+    }
+    let definition = doctype_definition(meta)?;
+    let fieldtype = definition
+        .get("fields")
+        .and_then(Value::as_array)
+        .and_then(|fields| {
+            fields
+                .iter()
+                .find(|f| f.get("fieldname").and_then(Value::as_str) == Some(field.as_str()))
+        })
+        .map(|f| f.get("fieldtype").and_then(Value::as_str).unwrap_or(""));
+    let Some(fieldtype) = fieldtype else {
+        let mut e = AppError::thrown(
+            StatusCode::NOT_FOUND,
+            "DoesNotExistError",
+            format!("Field {field} does not exist on {}", meta.doctype()),
+        );
+        // A 404 carries no traceback in Frappe.
+        e.exception = None;
+        return Err(e);
+    };
+    let value = match fieldtype {
+        "Currency" | "Float" | "Percent" => json!(0.0),
+        "Int" | "Check" => json!(0),
+        "Data" | "Text" | "Small Text" | "Long Text" | "Text Editor" | "Select" | "Link"
+        | "Dynamic Link" => json!(""),
+        // Frappe leaves None as it is, and a None result is answered without `message`.
+        _ if call.v2 => return Ok(call.reply(Value::Null)),
+        _ => return Ok(HttpResponse::Ok().json(json!({}))),
+    };
+    Ok(call.reply(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
+
+    /// `rename_doc` refuses every rename because of this; a DocType that allowed renaming
+    /// would need the rename itself (names in child rows, Token Cache links, `__Auth`).
+    #[test]
+    fn neither_doctype_allows_renaming() {
+        for meta in [&CONNECTED_APP, &TOKEN_CACHE] {
+            let d = doctype_definition(meta).unwrap();
+            assert_eq!(d["allow_rename"], 0, "{}", meta.doctype());
+            assert_eq!(d["issingle"], 0, "{}", meta.doctype());
+        }
+    }
 }

@@ -59,7 +59,12 @@ impl Call {
     }
 
     pub fn require_post(&self) -> Result<(), AppError> {
-        if self.method == Method::POST || self.method == Method::PUT {
+        self.require_methods(&[Method::POST, Method::PUT])
+    }
+
+    /// Frappe's `@frappe.whitelist(methods=[…])`: any other HTTP method is 403 "Not permitted".
+    pub fn require_methods(&self, allowed: &[Method]) -> Result<(), AppError> {
+        if allowed.contains(&self.method) {
             Ok(())
         } else {
             Err(AppError::not_permitted())
@@ -100,6 +105,9 @@ pub const METHODS: &[&str] = &[
     "frappe.client.insert",
     "frappe.client.set_value",
     "frappe.client.delete",
+    "frappe.client.rename_doc",
+    "frappe.client.bulk_update",
+    "frappe.client.get_single_value",
     "frappe.client.validate_link",
     "frappe.client.get_password",
     "run_doc_method",
@@ -138,6 +146,9 @@ pub async fn run(name: &str, call: Call) -> Result<HttpResponse, AppError> {
         "frappe.client.insert" => client::insert(name, call).await,
         "frappe.client.set_value" => client::set_value(name, call).await,
         "frappe.client.delete" => client::delete(name, call).await,
+        "frappe.client.rename_doc" => client::rename_doc(name, call).await,
+        "frappe.client.bulk_update" => client::bulk_update(name, call).await,
+        "frappe.client.get_single_value" => client::get_single_value(name, call).await,
         "frappe.client.validate_link" => client::validate_link(name, call).await,
         "frappe.client.get_password" => client::get_password(name, call).await,
         "run_doc_method" | "runserverobj" => oauth::run_doc_method(name, call).await,

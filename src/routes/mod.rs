@@ -8,6 +8,7 @@ mod method;
 mod oauth;
 mod ops;
 mod resource;
+mod rpc;
 mod v2;
 
 use actix_web::http::Method;
@@ -16,6 +17,7 @@ use actix_web::{web, FromRequest, Handler, Responder};
 pub use errors::frappe_errors;
 pub use method::{data, message, METHODS};
 pub use ops::observe;
+pub use rpc::frappe_rpc;
 
 /// Registers every route; `body_limit` caps request bodies (413 beyond it).
 pub fn configure(cfg: &mut web::ServiceConfig, body_limit: usize) {

@@ -267,17 +267,28 @@ pub async fn callback(
         }
         Err(e) => return Err(e),
     };
-    let app_page = format!(
-        "/app/connected-app/{}",
-        done.token_cache
-            .rsplit_once('-')
-            .map_or(app.as_str(), |(a, _)| a)
-    );
+    // The app's own name, never one parsed back out of `<app>-<user>` (a user named
+    // `mary-jane@…` would make it `<app>-mary`).
+    let app_page = format!("/app/connected-app/{}", path_segment(&done.app));
     let target = match done.success_uri {
         Some(u) if !u.is_empty() && flow::safe_redirect(&state, &u) => u,
         _ => app_page,
     };
     Ok(redirect(&target))
+}
+
+/// A document name as one URL path segment: unreserved characters (and `@`) as they are,
+/// everything else percent-encoded, so a name can neither leave the path nor break the header.
+fn path_segment(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn redirect(location: &str) -> HttpResponse {

@@ -66,7 +66,7 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = request_id(&req);
-    let method = req.method().to_string();
+    let method = crate::metrics::method_label(req.method());
     let state = req.app_data::<web::Data<AppState>>().cloned();
     let span = tracing::info_span!("request", request_id = %id, method = %method);
     let start = Instant::now();
@@ -89,7 +89,7 @@ pub async fn observe(
     if let Some(state) = state {
         state
             .metrics
-            .observe_request(&route, &method, status, elapsed.as_secs_f64());
+            .observe_request(&route, method, status, elapsed.as_secs_f64());
     }
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, v);

@@ -433,12 +433,25 @@
     async function loadConnection() {
       const box = document.getElementById('connection-body');
       if (!box || !name) return;
-      const tcName = `${name}-${user}`;
+      // The connection is found by its app and user (the row's columns), never by composing
+      // `<app>-<user>`: another user's row can have that name (app `a`, user `mary-jane@…`
+      // against app `a-mary`, user `jane@…`).
+      let tcName = null;
       let tc = null;
       let connected = false;
+      const mine = new URLSearchParams({
+        fields: JSON.stringify(['name']),
+        filters: JSON.stringify([['connected_app', '=', name], ['user', '=', user]]),
+        limit_page_length: '1',
+      });
       try {
         const [t, has] = await Promise.all([
-          api('GET', `/api/resource/Token%20Cache/${enc(tcName)}`).then((r) => r.data).catch((e) => {
+          api('GET', `/api/resource/Token%20Cache?${mine}`).then((r) => {
+            const row = (r.data || [])[0];
+            if (!row) return null;
+            tcName = row.name;
+            return api('GET', `/api/resource/Token%20Cache/${enc(tcName)}`).then((x) => x.data);
+          }).catch((e) => {
             if (e.status === 404 || e.status === 403) return null;
             throw e;
           }),

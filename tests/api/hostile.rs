@@ -17,17 +17,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::helpers::*;
 use crate::rest::{full_app, snapshot, urlencode};
 
-/// Whether a body is Frappe's error shape: v1 (`exc_type`, `exc` an empty traceback list) or
-/// v2 (`errors: [{type, ...}]`).
+/// Whether a body is Frappe's error shape: v1 (`exc_type`, and `exc` a JSON list holding only
+/// the one-line `exception`, never a traceback) or v2 (`errors: [{type, ...}]`).
 pub fn frappe_error_shaped(v: &Value) -> bool {
     match v.get("errors") {
         Some(errors) => errors[0]["type"].is_string(),
         None => {
             v["exc_type"].is_string()
-                && v.get("exc").map_or(true, |e| e == "[]")
+                && v.get("exc").map_or(true, |e| exc_is_exception_line(e, v))
                 && v.get("exc_type").is_some()
         }
     }
+}
+
+/// `exc` is the JSON text of a list holding exactly the body's `exception`.
+pub fn exc_is_exception_line(exc: &Value, body: &Value) -> bool {
+    exc.as_str()
+        .and_then(|s| serde_json::from_str::<Value>(s).ok())
+        .is_some_and(|list| list == json!([body["exception"]]))
 }
 
 /// Text an answer must never carry: tracebacks, SQL errors, stored secrets and hashes.
