@@ -112,6 +112,8 @@ pub struct ServerOptions {
     pub session_ttl_secs: Option<u64>,
 }
 
+// Parsed once per process: `serve`'s options inline are simpler than a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP service (migrations are applied first).
