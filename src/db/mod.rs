@@ -387,8 +387,21 @@ pub fn create_database_sql(url: &DatabaseUrl) -> Result<String, String> {
 /// Creates the MariaDB database of `url` when the server does not have it yet; returns
 /// whether it did. SQLite files are created by [`Db::connect`].
 pub fn create_database_if_missing(url: &DatabaseUrl) -> Result<bool, String> {
-    if url.backend != Backend::Mysql || database_exists(url)? {
+    if url.backend != Backend::Mysql {
         return Ok(false);
+    }
+    match database_exists(url) {
+        Ok(true) => return Ok(false),
+        Ok(false) => {}
+        // ER_DBACCESS_DENIED_ERROR: a user without rights on the database is told so whether
+        // it exists or not.
+        Err(e) if e.contains("to database") => {
+            let sql = create_database_sql(url)?;
+            return Err(format!(
+                "{e}; if the database does not exist yet, create it as an administrator with: {sql}; and grant this user ALL on it"
+            ));
+        }
+        Err(e) => return Err(e),
     }
     let (server, _) = mysql_server_and_name(url)?;
     let sql = create_database_sql(url)?;

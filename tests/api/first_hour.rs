@@ -413,3 +413,42 @@ async fn each_commands_help_is_about_that_command() {
         .join("\n")
         .contains(&format!("http://127.0.0.1:{port}/login")));
 }
+
+#[tokio::test]
+async fn a_mariadb_user_who_cannot_create_the_database_is_told_the_statement_to_run() {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let (user, name) = (
+        format!("ca_lim_{}", &suffix[..8]),
+        format!("ca_new_{suffix}"),
+    );
+    let _drop = DropDb(name.clone());
+    let mut root = diesel::MysqlConnection::establish(&mysql_server_url()).unwrap();
+    root.batch_execute(&format!(
+        "CREATE USER '{user}'@'%' IDENTIFIED BY 'S3cret-pw'; CREATE USER '{user}'@'localhost' IDENTIFIED BY 'S3cret-pw'"
+    ))
+    .unwrap();
+    let server = url::Url::parse(&mysql_server_url()).unwrap();
+    let url = format!(
+        "mysql://{user}:S3cret-pw@{}:{}/{name}",
+        server.host_str().unwrap(),
+        server.port().unwrap_or(3306)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    cmd.args(["--database-url", &url]);
+    let out = run(cmd, &["migrate"]).await;
+    let _ = root.batch_execute(&format!(
+        "DROP USER '{user}'@'%'; DROP USER '{user}'@'localhost'"
+    ));
+    let stderr = stderr_of(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("S3cret-pw"), "{stderr}");
+    assert!(!stderr.contains("ERROR r2d2"), "{stderr}");
+    assert!(!mysql_database_exists(&name));
+}
