@@ -17,6 +17,7 @@ pub async fn run(command: Command, mut settings: Settings) -> Result<(), String>
         Command::Serve {
             admin_password,
             workers,
+            ..
         } => {
             if admin_password.is_some() {
                 settings.admin_password = admin_password;
@@ -32,14 +33,24 @@ pub async fn run(command: Command, mut settings: Settings) -> Result<(), String>
             println!("migrations applied ({:?})", state.db.backend);
             Ok(())
         }
-        Command::User { command } => user(command, settings).await,
-        Command::RotateKey => rotate_key(settings).await,
+        Command::User { command } => user(command, existing_only(settings)).await,
+        Command::RotateKey => rotate_key(existing_only(settings)).await,
         Command::Import {
             from,
             dry_run,
-            from_site_config,
-        } => import(settings, from, dry_run, from_site_config).await,
+            frappe_site_config,
+            overwrite_users,
+        } => import(settings, from, dry_run, frappe_site_config, overwrite_users).await,
     }
+}
+
+/// Settings for a command that works on the service's existing data: it refuses to create
+/// the database or the site config (one run from another directory would otherwise start a
+/// new, empty service whose keys the running one refuses).
+fn existing_only(mut settings: Settings) -> Settings {
+    settings.create_database = false;
+    settings.create_site_config = false;
+    settings
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
@@ -75,6 +86,37 @@ async fn user(command: UserCommand, settings: Settings) -> Result<(), String> {
             )
             .await?;
             eprintln!("created user {email}");
+            if password.is_none() {
+                eprintln!(
+                    "{email} has no password (API keys only); set one with: connected-apps user set-password {email}"
+                );
+            }
+            Ok(())
+        }
+        UserCommand::SetPassword { email, password } => {
+            let (password, generated) = match password {
+                Some(p) => (p, false),
+                None if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line).map_err(|e| {
+                        format!("cannot read the password from standard input: {e}")
+                    })?;
+                    let p = line.trim_end_matches(['\r', '\n']).to_string();
+                    if p.is_empty() {
+                        (crate::secrets::random_token(20), true)
+                    } else {
+                        (p, false)
+                    }
+                }
+                None => (crate::secrets::random_token(20), true),
+            };
+            set_password(&state, &email, &password).await?;
+            if generated {
+                println!("{password}");
+                eprintln!("set a generated password for {email} (printed above, shown once)");
+            } else {
+                eprintln!("set the password of {email}");
+            }
             Ok(())
         }
         UserCommand::ApiKey { email } => {
@@ -122,6 +164,33 @@ pub async fn add_user(
         })
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Replaces a user's login password (its sessions stay; other users are untouched).
+pub async fn set_password(state: &AppState, email: &str, password: &str) -> Result<(), String> {
+    if password.is_empty() {
+        return Err("the password is empty".into());
+    }
+    let hash = crate::secrets::password::hash_password(password);
+    let email2 = email.to_string();
+    let found = state
+        .db
+        .run(move |conn| {
+            crate::db::write_transaction(conn, |conn| {
+                if users::find_user(conn, &email2)?.is_none() {
+                    return Ok(false);
+                }
+                users::set_auth_value(conn, "User", &email2, "password", &hash, false)?;
+                Ok(true)
+            })
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if found {
+        Ok(())
+    } else {
+        Err(format!("no user {email}"))
+    }
 }
 
 /// Gives a user a new API key and secret (the old pair stops working).
@@ -274,33 +343,46 @@ fn announce_admin(generated: Option<String>) {
     }
 }
 
-/// `import --from <site db>`: the site's secrets decrypt with the key of `--site-config`
-/// (or `--from-site-config`); the service's own key comes from `CONNECTED_APPS_OWN_SITE_CONFIG`
-/// or, by default, the embedded `data/site_config.json`.
+/// `import --from <site db>`: the site's secrets decrypt with the key of
+/// `--frappe-site-config`; the service's own key is `--site-config`. Without
+/// `--frappe-site-config` (the earlier spelling), `--site-config` is the site's file and the
+/// service's own comes from `CONNECTED_APPS_OWN_SITE_CONFIG` or, by default, `data/site_config.json`.
 async fn import(
     mut settings: Settings,
     from: String,
     dry_run: bool,
-    from_site_config: Option<std::path::PathBuf>,
+    frappe_site_config: Option<std::path::PathBuf>,
+    overwrite_users: bool,
 ) -> Result<(), String> {
-    let source_config = match from_site_config {
-        Some(p) => p,
+    let source_config = match &frappe_site_config {
+        Some(p) => p.clone(),
         None => settings.site_config.clone(),
     };
-    let source = SiteConfig::load(&source_config, false)?;
+    let source = SiteConfig::load(&source_config, false)
+        .map_err(|e| format!("the Frappe site's config: {e}"))?;
     let source_keys =
         KeyRing::with_fallbacks(&source.encryption_key, &source.previous_encryption_keys)
             .map_err(|e| e.to_string())?;
-    if let Ok(own) = std::env::var("CONNECTED_APPS_OWN_SITE_CONFIG") {
-        settings.site_config = own.into();
-    } else if settings.site_config == source_config {
-        settings.site_config = Settings::default().site_config;
-        settings.create_site_config = true;
+    if frappe_site_config.is_none() {
+        if let Ok(own) = std::env::var("CONNECTED_APPS_OWN_SITE_CONFIG") {
+            settings.site_config = own.into();
+        } else if settings.site_config == source_config {
+            settings.site_config = Settings::default().site_config;
+        }
     }
+    let settings = existing_only(settings);
     let state = build_state(settings).await?;
     announce_admin(bootstrap_users(&state).await?);
     let progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let report = crate::import::run(&state, &from, source_keys, dry_run, progress).await?;
+    let report = crate::import::run(
+        &state,
+        &from,
+        source_keys,
+        dry_run,
+        overwrite_users,
+        progress,
+    )
+    .await?;
     print!("{}", report.summary());
     if dry_run {
         println!("dry run: nothing was written");

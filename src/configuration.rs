@@ -63,6 +63,9 @@ pub struct Settings {
     /// headers, as Frappe's `allow_cors`; `*` allows every origin. The site config's
     /// `allow_cors` (a list or one string, as Frappe reads it) is added to these.
     pub allow_cors: Vec<String>,
+    /// Create the database when it does not exist (`serve`, `migrate`); the other commands
+    /// refuse instead, so that one run from another directory does not start an empty one.
+    pub create_database: bool,
 }
 
 impl Default for Settings {
@@ -99,6 +102,7 @@ impl Default for Settings {
             session_ttl: Duration::from_secs(170 * 3600),
             auto_migrate: true,
             allow_cors: Vec::new(),
+            create_database: true,
         }
     }
 }

@@ -26,6 +26,9 @@ pub struct Counts {
     pub created: usize,
     pub updated: usize,
     pub unchanged: usize,
+    /// Users that exist in the service's database and differ from the site's, left alone
+    /// because the import was not asked to overwrite users.
+    pub kept: usize,
     pub failed: usize,
 }
 
@@ -35,6 +38,9 @@ pub struct Report {
     pub per_doctype: Vec<(&'static str, Counts)>,
     /// `(doctype, name, reason)` for every row that could not be imported.
     pub failures: Vec<(String, String, String)>,
+    /// `(user, what happened)` for every user the import created, changed or kept although
+    /// the site's differs.
+    pub users: Vec<(String, &'static str)>,
 }
 
 impl Report {
@@ -51,9 +57,16 @@ impl Report {
         let mut out = String::new();
         for (d, c) in &self.per_doctype {
             out.push_str(&format!(
-                "{d:<14} created {:>5}  updated {:>5}  unchanged {:>5}  failed {:>5}\n",
+                "{d:<14} created {:>5}  updated {:>5}  unchanged {:>5}  failed {:>5}",
                 c.created, c.updated, c.unchanged, c.failed
             ));
+            if c.kept > 0 {
+                out.push_str(&format!("  kept {:>5}", c.kept));
+            }
+            out.push('\n');
+        }
+        for (u, what) in &self.users {
+            out.push_str(&format!("user {u}: {what}\n"));
         }
         for (d, n, why) in &self.failures {
             out.push_str(&format!("failed: {d} {n}: {why}\n"));
@@ -99,11 +112,15 @@ impl Progress {
 }
 
 /// Imports from `source_url` (a Frappe site's database) whose secrets decrypt with `source_keys`.
+/// Users that already exist in the service's database are left as they are unless
+/// `overwrite_users` (their password hash, roles and API key would otherwise be replaced by
+/// the site's).
 pub async fn run(
     state: &AppState,
     source_url: &str,
     source_keys: KeyRing,
     dry_run: bool,
+    overwrite_users: bool,
     progress: bool,
 ) -> Result<Report, String> {
     let url = DatabaseUrl::parse(source_url)?;
@@ -122,6 +139,7 @@ pub async fn run(
             &source_keys,
             &dest_keys,
             dry_run,
+            overwrite_users,
             progress,
         )
         .map_err(|e| e.to_string())
@@ -152,6 +170,7 @@ fn import_all(
     src_keys: &KeyRing,
     dst_keys: &KeyRing,
     dry_run: bool,
+    overwrite_users: bool,
     progress: bool,
 ) -> AppResult<Report> {
     let mut report = Report::default();
@@ -188,8 +207,21 @@ fn import_all(
     }
     // Users first, so documents never point at a missing user.
     for name in &referenced {
-        match import_user(src, dst, src_keys, dst_keys, name, dry_run) {
-            Ok(outcome) => bump(report.counts("User"), outcome),
+        match import_user(src, dst, src_keys, dst_keys, name, dry_run, overwrite_users) {
+            Ok(outcome) => {
+                bump(report.counts("User"), outcome);
+                let what = match outcome {
+                    Outcome::Created => Some("created"),
+                    Outcome::Updated => Some("replaced by the site's (password, roles, API key)"),
+                    Outcome::Kept => Some(
+                        "exists here and differs from the site's; left as it is (--overwrite-users replaces it)",
+                    ),
+                    Outcome::Unchanged => None,
+                };
+                if let Some(what) = what {
+                    report.users.push((name.clone(), what));
+                }
+            }
             Err(why) => {
                 report.counts("User").failed += 1;
                 report.failures.push(("User".into(), name.clone(), why));
@@ -218,6 +250,7 @@ enum Outcome {
     Created,
     Updated,
     Unchanged,
+    Kept,
 }
 
 fn bump(c: &mut Counts, o: Outcome) {
@@ -225,6 +258,7 @@ fn bump(c: &mut Counts, o: Outcome) {
         Outcome::Created => c.created += 1,
         Outcome::Updated => c.updated += 1,
         Outcome::Unchanged => c.unchanged += 1,
+        Outcome::Kept => c.kept += 1,
     }
 }
 
@@ -389,6 +423,7 @@ fn import_user(
     dst_keys: &KeyRing,
     name: &str,
     dry_run: bool,
+    overwrite: bool,
 ) -> Result<Outcome, String> {
     let Some(u) = load_user(src, name).map_err(|e| e.to_string())? else {
         return Err("the user does not exist in the source database".into());
@@ -424,6 +459,9 @@ fn import_user(
                 old_secret.as_deref() == api_secret.as_ref().map(|s| s.expose_secret());
             if *old == u && old_roles == src_roles && old_pw == password && same_secret {
                 return Ok(Outcome::Unchanged);
+            }
+            if !overwrite {
+                return Ok(Outcome::Kept);
             }
             Outcome::Updated
         }

@@ -1,7 +1,6 @@
 //! The `connected-apps` binary: parse the command line, build the application, run.
 
-use clap::Parser;
-use connected_apps::cli::Cli;
+use connected_apps::cli::Command;
 
 /// Requests allocate many small strings and JSON values; mimalloc serves them several times
 /// cheaper than glibc's allocator across the worker threads (measured with `bench/run`).
@@ -9,8 +8,13 @@ use connected_apps::cli::Cli;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    let settings = match cli.global.settings() {
+    let mut cli = connected_apps::cli::parse();
+    // Server options go after `serve` or, as earlier versions took them, before it.
+    let server = match &mut cli.command {
+        Command::Serve { server, .. } => std::mem::take(server).or(cli.server.clone()),
+        _ => cli.server.clone(),
+    };
+    let settings = match cli.global.settings(&server) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

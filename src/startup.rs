@@ -49,9 +49,74 @@ impl Application {
     }
 }
 
+/// The public URL a listen address implies when none is set: `http://` and the address, with
+/// loopback for an unspecified IP (`0.0.0.0`, `::`). `None` for port 0 (not known yet) or an
+/// address that does not parse.
+fn public_url_of_bind(bind: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = bind.trim().parse().ok()?;
+    if addr.port() == 0 {
+        return None;
+    }
+    let ip = if addr.ip().is_unspecified() {
+        match addr.ip() {
+            std::net::IpAddr::V4(_) => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            std::net::IpAddr::V6(_) => std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        }
+    } else {
+        addr.ip()
+    };
+    Some(format!(
+        "http://{}",
+        std::net::SocketAddr::new(ip, addr.port())
+    ))
+}
+
+/// `path` made absolute against the current directory, for messages.
+fn absolute(path: &std::path::Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
 /// Opens the database (migrating it when asked), loads keys and builds the shared state.
 pub async fn build_state(mut settings: Settings) -> Result<AppState, String> {
     let url = DatabaseUrl::parse(&settings.database_url)?;
+    if settings.create_database {
+        let url2 = url.clone();
+        let created = actix_web::rt::task::spawn_blocking(move || {
+            crate::db::create_database_if_missing(&url2)
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        if created {
+            tracing::info!(database = %url.redacted(), "created the database");
+        }
+    } else {
+        let url2 = url.clone();
+        let exists = actix_web::rt::task::spawn_blocking(move || crate::db::database_exists(&url2))
+            .await
+            .map_err(|e| e.to_string())??;
+        if !exists {
+            let looked_at = match url.sqlite_path() {
+                Some(p) => format!("the SQLite file {}", absolute(std::path::Path::new(p))),
+                None => format!("the MariaDB database {}", url.redacted()),
+            };
+            return Err(format!(
+                "no database: looked for {looked_at} (--database-url, DATABASE_URL or the config file's database_url; \
+                 default sqlite://data/connected-apps.sqlite, relative to the current directory). \
+                 Run this command where `serve` runs, or point it at the service's database; \
+                 `connected-apps migrate` creates a new one"
+            ));
+        }
+        if !settings.create_site_config && !settings.site_config.exists() {
+            return Err(format!(
+                "no site config: looked for {} (--site-config, CONNECTED_APPS_SITE_CONFIG or the config file's site_config; \
+                 default data/site_config.json, relative to the current directory)",
+                absolute(&settings.site_config)
+            ));
+        }
+    }
     let db = Db::connect_with(
         &url,
         DbOptions {
@@ -94,6 +159,7 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, String> {
     } else {
         site.host_name
             .clone()
+            .or_else(|| public_url_of_bind(&settings.bind))
             .unwrap_or_else(|| settings.public_url.clone())
     };
     let public_url = public_url.trim_end_matches('/').to_string();

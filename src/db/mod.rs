@@ -288,26 +288,45 @@ impl Customizer {
 
 impl CustomizeConnection<PoolConn, r2d2::Error> for Customizer {
     fn on_acquire(&self, conn: &mut PoolConn) -> Result<(), r2d2::Error> {
-        let sql = match &conn.conn {
-            // WAL lets readers run beside the single writer; busy_timeout makes writers queue
-            // instead of failing with SQLITE_BUSY.
-            DbConnection::Sqlite(_) => {
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;"
-            }
+        match &mut conn.conn {
+            DbConnection::Sqlite(c) => sqlite_setup(c),
             // Frappe's sessions run in UTC-agnostic local time; keep the connection's own
             // time zone out of our datetime values and use READ COMMITTED as Frappe does.
-            DbConnection::Mysql(_) => {
-                "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci;"
+            DbConnection::Mysql(c) => {
+                c.batch_execute(
+                    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED; SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci;",
+                )
+                .map_err(r2d2::Error::QueryError)?;
+                self.sync_wait(c)
             }
-        };
-        conn.conn
-            .batch_execute(sql)
-            .map_err(r2d2::Error::QueryError)?;
-        match &mut conn.conn {
-            DbConnection::Mysql(c) => self.sync_wait(c),
-            DbConnection::Sqlite(_) => Ok(()),
         }
     }
+}
+
+/// WAL lets readers run beside the single writer; busy_timeout makes writers queue instead of
+/// failing with SQLITE_BUSY. Switching a file to WAL needs an exclusive lock, and SQLite does
+/// not wait for it (busy_timeout does not apply while another connection writes): on a first
+/// start, a connection the pool opened while another one was writing failed with "database is
+/// locked" (logged by r2d2). The switch is retried here instead, within the busy timeout.
+fn sqlite_setup(c: &mut SqliteConnection) -> Result<(), r2d2::Error> {
+    const BUSY: Duration = Duration::from_secs(10);
+    c.batch_execute("PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;")
+        .map_err(r2d2::Error::QueryError)?;
+    let deadline = std::time::Instant::now() + BUSY;
+    loop {
+        match c.batch_execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;") {
+            Ok(()) => return Ok(()),
+            Err(e) if is_sqlite_busy(&e) && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(r2d2::Error::QueryError(e)),
+        }
+    }
+}
+
+fn is_sqlite_busy(e: &diesel::result::Error) -> bool {
+    let msg = e.to_string();
+    msg.contains("database is locked") || msg.contains("database is busy")
 }
 
 pub type Pool = r2d2::Pool<Manager>;
@@ -329,6 +348,72 @@ impl std::fmt::Debug for Db {
             .field("backend", &self.backend)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether `url`'s database exists (SQLite: the file; MariaDB: the server knows the database).
+/// `Err` when the MariaDB server cannot be reached at all.
+pub fn database_exists(url: &DatabaseUrl) -> Result<bool, String> {
+    match url.backend {
+        Backend::Sqlite => Ok(std::path::Path::new(&url.target).exists()),
+        Backend::Mysql => match MysqlConnection::establish(&url.target) {
+            Ok(_) => Ok(true),
+            // ER_BAD_DB_ERROR: "Unknown database 'x'"
+            Err(e) if e.to_string().contains("Unknown database") => Ok(false),
+            Err(e) => Err(format!("cannot connect to {}: {e}", url.redacted())),
+        },
+    }
+}
+
+/// The name of a MariaDB URL's database and the URL of its server (no database).
+fn mysql_server_and_name(url: &DatabaseUrl) -> Result<(String, String), String> {
+    let mut u = url::Url::parse(&url.target).map_err(|e| format!("{}: {e}", url.redacted()))?;
+    let name = u.path().trim_start_matches('/').to_string();
+    if name.is_empty() {
+        return Err(format!("{} names no database", url.redacted()));
+    }
+    u.set_path("");
+    Ok((u.to_string(), name))
+}
+
+/// The statement that creates a MariaDB URL's database as Frappe creates its sites'.
+pub fn create_database_sql(url: &DatabaseUrl) -> Result<String, String> {
+    let (_, name) = mysql_server_and_name(url)?;
+    Ok(format!(
+        "CREATE DATABASE `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        name.replace('`', "``")
+    ))
+}
+
+/// Creates the MariaDB database of `url` when the server does not have it yet; returns
+/// whether it did. SQLite files are created by [`Db::connect`].
+pub fn create_database_if_missing(url: &DatabaseUrl) -> Result<bool, String> {
+    if url.backend != Backend::Mysql {
+        return Ok(false);
+    }
+    match database_exists(url) {
+        Ok(true) => return Ok(false),
+        Ok(false) => {}
+        // ER_DBACCESS_DENIED_ERROR: a user without rights on the database is told so whether
+        // it exists or not.
+        Err(e) if e.contains("to database") => {
+            let sql = create_database_sql(url)?;
+            return Err(format!(
+                "{e}; if the database does not exist yet, create it as an administrator with: {sql}; and grant this user ALL on it"
+            ));
+        }
+        Err(e) => return Err(e),
+    }
+    let (server, _) = mysql_server_and_name(url)?;
+    let sql = create_database_sql(url)?;
+    let mut conn = MysqlConnection::establish(&server)
+        .map_err(|e| format!("cannot connect to {}: {e}", redact_url(&server)))?;
+    conn.batch_execute(&sql).map_err(|e| {
+        format!(
+            "the database of {} does not exist and could not be created ({e}); create it with: {sql};",
+            url.redacted()
+        )
+    })?;
+    Ok(true)
 }
 
 impl Db {

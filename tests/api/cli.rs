@@ -311,17 +311,18 @@ async fn serve_in_an_empty_directory_creates_its_store_and_prints_a_one_time_adm
     cmd.env("CONNECTED_APPS_BIND", &bind);
     let served = Served::start(cmd, port, &[]).await;
 
-    // Assert: it says where it listens and how to log in.
+    // Assert: it says where it listens and how to log in (the public URL follows the bind
+    // address when none is set).
     let out = served.stdout();
     assert!(
         out.iter().any(|l| l.contains(&format!("http://{bind}"))
-            && l.contains("public URL http://127.0.0.1:8000")),
+            && l.contains(&format!("public URL http://{bind}"))),
         "{out:?}"
     );
     let password = printed_password(&out).unwrap_or_else(|| panic!("no password in {out:?}"));
     assert!(
         out.iter()
-            .any(|l| l.contains("http://127.0.0.1:8000/login") && l.contains("Administrator")),
+            .any(|l| l.contains(&format!("http://{bind}/login")) && l.contains("Administrator")),
         "{out:?}"
     );
     let (status, body) = served.login("Administrator", &password).await;

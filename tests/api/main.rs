@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod compat;
 mod csrf;
+mod first_hour;
 mod foundation;
 mod frappe_calls;
 mod frappe_clients;

@@ -11,7 +11,7 @@ use crate::helpers::*;
 use crate::provider::TestProvider;
 
 /// The site's Fernet key.
-fn site_key() -> String {
+pub(crate) fn site_key() -> String {
     std::fs::read_to_string(reference("encryption_key.txt"))
         .unwrap()
         .trim()
@@ -19,7 +19,7 @@ fn site_key() -> String {
 }
 
 /// A fresh MariaDB database holding Frappe's tables and the reference site's rows.
-fn frappe_site_db() -> TestDb {
+pub(crate) fn frappe_site_db() -> TestDb {
     let db = TestDb::new(Backend::Mysql);
     let name = db.url.rsplit('/').next().unwrap().to_string();
     for file in ["schema.sql", "dump.sql"] {
@@ -34,7 +34,7 @@ fn frappe_site_db() -> TestDb {
     db
 }
 
-fn write_site_config(dir: &std::path::Path, host: &str) -> std::path::PathBuf {
+pub(crate) fn write_site_config(dir: &std::path::Path, host: &str) -> std::path::PathBuf {
     let path = dir.join("frappe_site_config.json");
     std::fs::write(
         &path,
@@ -223,9 +223,10 @@ async fn import_into(backend: Backend) {
     let site = frappe_site_db();
     let app = spawn_app(backend).await;
     let keys = KeyRing::new(&site_key()).unwrap();
-    let report = connected_apps::import::run(&app.state, &site.url, keys.clone(), false, false)
-        .await
-        .unwrap();
+    let report =
+        connected_apps::import::run(&app.state, &site.url, keys.clone(), false, true, false)
+            .await
+            .unwrap();
     assert!(report.failures.is_empty(), "{}", report.summary());
     let apps = &report
         .per_doctype
@@ -234,7 +235,8 @@ async fn import_into(backend: Backend) {
         .unwrap()
         .1;
     assert_eq!((apps.created, apps.failed), (4, 0));
-    // The site's Administrator (and its API key) replaced the one the harness made.
+    // Asked to overwrite users: the site's Administrator (and its API key) replaced the one
+    // the harness made.
     let admin = format!(
         "token {}:e116e69232bd2c5",
         api_key_of(&site, "Administrator")
@@ -245,7 +247,7 @@ async fn import_into(backend: Backend) {
         serde_json::from_str(&std::fs::read_to_string(&app.site_config).unwrap()).unwrap();
     assert_secrets_decrypt(&app.db, own["encryption_key"].as_str().unwrap(), &[]);
     // A second run changes nothing.
-    let again = connected_apps::import::run(&app.state, &site.url, keys, false, false)
+    let again = connected_apps::import::run(&app.state, &site.url, keys, false, true, false)
         .await
         .unwrap();
     for (doctype, c) in &again.per_doctype {
@@ -290,6 +292,7 @@ async fn a_row_that_does_not_decrypt_is_reported_and_the_rest_still_arrives() {
         &site.url,
         KeyRing::new(&site_key()).unwrap(),
         false,
+        true,
         false,
     )
     .await
@@ -324,6 +327,7 @@ async fn a_dry_run_writes_nothing() {
         &site.url,
         KeyRing::new(&site_key()).unwrap(),
         true,
+        false,
         false,
     )
     .await
