@@ -568,35 +568,11 @@ async fn login_burst(
     usr: impl Fn(usize) -> String,
     from: impl Fn(usize) -> String,
 ) -> Vec<String> {
-    let mut tasks = Vec::new();
-    for i in 0..n {
-        let inst = if i % 2 == 0 { a } else { b };
-        let (client, url) = (
-            inst.client.clone(),
-            format!("{}/api/method/login", inst.address),
-        );
-        let (usr, from) = (usr(i), from(i));
-        tasks.push(tokio::spawn(async move {
-            let r = client
-                .post(url)
-                .header("X-Forwarded-For", from)
-                .json(&json!({"usr": usr, "pwd": "wrong"}))
-                .send()
-                .await
-                .unwrap();
-            let (status, v) = status_json(r).await;
-            format!(
-                "{status} {}",
-                v["message"].as_str().unwrap_or(&v.to_string())
-            )
-        }));
-    }
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.unwrap());
-    }
-    out.sort();
-    out
+    let services = [
+        (a.client.clone(), a.address.clone()),
+        (b.client.clone(), b.address.clone()),
+    ];
+    crate::throttle::burst_to(&services, n, usr, from).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

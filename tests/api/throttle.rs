@@ -199,10 +199,21 @@ async fn burst(
     usr: impl Fn(usize) -> String,
     from: impl Fn(usize) -> String,
 ) -> Vec<String> {
+    burst_to(&[(app.client.clone(), app.address.clone())], n, usr, from).await
+}
+
+/// Sends `n` wrong logins at once, taking the services (client, base URL) in turn; returns
+/// the outcomes, sorted.
+pub async fn burst_to(
+    services: &[(reqwest::Client, String)],
+    n: usize,
+    usr: impl Fn(usize) -> String,
+    from: impl Fn(usize) -> String,
+) -> Vec<String> {
     let mut tasks = Vec::new();
     for i in 0..n {
-        let client = app.client.clone();
-        let url = app.url("/api/method/login");
+        let (client, base) = services[i % services.len()].clone();
+        let url = format!("{base}/api/method/login");
         let (usr, from) = (usr(i), from(i));
         tasks.push(tokio::spawn(async move {
             let r = client
