@@ -113,6 +113,18 @@ pub struct ServerOptions {
     /// Origins whose pages may use the session cookie (Frappe's allow_cors), comma-separated, or * [default: none; the site config's allow_cors is added]
     #[arg(long, env = "CONNECTED_APPS_ALLOW_CORS")]
     pub allow_cors: Option<String>,
+    /// Run the background keep-alive job [default: true]
+    #[arg(long, env = "CONNECTED_APPS_KEEPALIVE_ENABLED")]
+    pub keepalive_enabled: Option<bool>,
+    /// Seconds between two runs of the keep-alive job [default: 300]
+    #[arg(long, env = "CONNECTED_APPS_KEEPALIVE_INTERVAL_SECS")]
+    pub keepalive_interval_secs: Option<u64>,
+    /// Refresh connections idle longer than this many seconds [default: 2592000, 30 days]
+    #[arg(long, env = "CONNECTED_APPS_KEEPALIVE_IDLE_AGE_SECS")]
+    pub keepalive_idle_age_secs: Option<u64>,
+    /// Most keep-alive refreshes in flight to one token endpoint [default: 4]
+    #[arg(long, env = "CONNECTED_APPS_KEEPALIVE_CONCURRENCY")]
+    pub keepalive_concurrency: Option<usize>,
 }
 
 // Parsed once per process: `serve`'s options inline are simpler than a box.
@@ -211,6 +223,14 @@ impl ServerOptions {
             login_lockout_secs: self.login_lockout_secs.or(other.login_lockout_secs),
             session_ttl_secs: self.session_ttl_secs.or(other.session_ttl_secs),
             allow_cors: self.allow_cors.or(other.allow_cors),
+            keepalive_enabled: self.keepalive_enabled.or(other.keepalive_enabled),
+            keepalive_interval_secs: self
+                .keepalive_interval_secs
+                .or(other.keepalive_interval_secs),
+            keepalive_idle_age_secs: self
+                .keepalive_idle_age_secs
+                .or(other.keepalive_idle_age_secs),
+            keepalive_concurrency: self.keepalive_concurrency.or(other.keepalive_concurrency),
         }
     }
 }
@@ -282,6 +302,10 @@ impl GlobalOptions {
                 .allow_cors
                 .clone()
                 .map(crate::configuration::AllowCors::One),
+            keepalive_enabled: server.keepalive_enabled,
+            keepalive_interval_secs: server.keepalive_interval_secs,
+            keepalive_idle_age_secs: server.keepalive_idle_age_secs,
+            keepalive_concurrency: server.keepalive_concurrency,
             ..Default::default()
         });
         Ok(s)

@@ -66,6 +66,32 @@ pub struct Settings {
     /// Create the database when it does not exist (`serve`, `migrate`); the other commands
     /// refuse instead, so that one run from another directory does not start an empty one.
     pub create_database: bool,
+    /// The background keep-alive job (see docs/keep-alive.md).
+    pub keepalive: KeepAlive,
+}
+
+/// Settings of the background keep-alive job, one group so that they move together.
+#[derive(Debug, Clone)]
+pub struct KeepAlive {
+    /// Run the job (one instance at a time across all instances sharing the database).
+    pub enabled: bool,
+    /// Time between two runs (the first run comes one interval after start).
+    pub interval: Duration,
+    /// Refresh connections whose tokens were last received longer ago than this.
+    pub idle_age: Duration,
+    /// Most refresh requests in flight to one token endpoint.
+    pub concurrency: usize,
+}
+
+impl Default for KeepAlive {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(300),
+            idle_age: Duration::from_secs(30 * 24 * 3600),
+            concurrency: 4,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -103,6 +129,7 @@ impl Default for Settings {
             auto_migrate: true,
             allow_cors: Vec::new(),
             create_database: true,
+            keepalive: KeepAlive::default(),
         }
     }
 }
@@ -138,6 +165,11 @@ pub struct FileSettings {
     pub login_lockout_secs: Option<u64>,
     pub session_ttl_secs: Option<u64>,
     pub allow_cors: Option<AllowCors>,
+    // The keep-alive job.
+    pub keepalive_enabled: Option<bool>,
+    pub keepalive_interval_secs: Option<u64>,
+    pub keepalive_idle_age_secs: Option<u64>,
+    pub keepalive_concurrency: Option<usize>,
 }
 
 /// `allow_cors` as Frappe's site config holds it: one origin (or `*`) or a list of them.
@@ -220,6 +252,18 @@ impl Settings {
             http_timeout_secs => http_timeout, state_ttl_secs => state_ttl, refresh_margin_secs => refresh_margin,
             api_key_cache_ttl_secs => api_key_cache_ttl, login_lockout_secs => login_lockout,
             session_ttl_secs => session_ttl);
+        if let Some(v) = f.keepalive_enabled {
+            self.keepalive.enabled = v;
+        }
+        if let Some(v) = f.keepalive_interval_secs {
+            self.keepalive.interval = secs(v.max(1));
+        }
+        if let Some(v) = f.keepalive_idle_age_secs {
+            self.keepalive.idle_age = secs(v);
+        }
+        if let Some(v) = f.keepalive_concurrency {
+            self.keepalive.concurrency = v.max(1);
+        }
     }
 }
 
@@ -309,6 +353,7 @@ impl std::fmt::Debug for Settings {
             .field("body_limit", &self.body_limit)
             .field("allow_cors", &self.allow_cors)
             .field("outbound_allow", &self.outbound_allow.to_string())
+            .field("keepalive", &self.keepalive)
             .finish_non_exhaustive()
     }
 }

@@ -32,6 +32,7 @@ impl Application {
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
         let data = web::Data::new(state);
         let server = run(listener, data.clone())?;
+        crate::oauth::keepalive::spawn(data.clone());
         Ok(Application {
             port,
             server,

@@ -164,6 +164,25 @@ diesel::table! {
     ca_app_settings (connected_app) {
         connected_app -> Text,
         pkce -> Integer,
+        keep_warm -> Integer,
+    }
+}
+
+diesel::table! {
+    ca_job_lease (job) {
+        job -> Text,
+        owner -> Text,
+        lease_until -> Timestamp,
+    }
+}
+
+diesel::table! {
+    ca_refresh_health (token_cache) {
+        token_cache -> Text,
+        last_error -> Text,
+        failing_since -> Timestamp,
+        last_failure_at -> Timestamp,
+        failures -> Integer,
     }
 }
 

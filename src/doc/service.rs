@@ -737,6 +737,7 @@ pub async fn delete(
                     crate::oauth::store::delete_app_settings(conn, doc.name())?;
                 } else {
                     crate::oauth::store::delete_token_state(conn, doc.name())?;
+                    crate::oauth::health_store::delete_refresh_health(conn, doc.name())?;
                 }
                 Ok(doc)
             })

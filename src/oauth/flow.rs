@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
 use super::client::{self, AppEndpoints, ClientLimits, OAuthError, Pkce, TokenKind, TokenSet};
+use super::health_store;
 use super::store as oauth_store;
 use super::token_cache::{self, Key, Slot};
 use crate::auth::store as users;
@@ -436,6 +437,13 @@ pub fn seconds_left(state: &AppState, tc: &Doc, received_at: Option<NaiveDateTim
     expires_in - state.clock.seconds_since(base)
 }
 
+/// The refresh-ahead margin for a token living `lifetime` seconds: the configured margin, but
+/// never more than half the lifetime (else a token living shorter than the margin would be
+/// refreshed on every use).
+pub fn effective_margin(margin: i64, lifetime: i64) -> i64 {
+    margin.min(lifetime.max(0) / 2)
+}
+
 /// The caller's usable token, refreshed first when it has expired or is about to.
 pub async fn get_access_token(
     state: &SharedState,
@@ -557,6 +565,7 @@ async fn read_fresh(
             }
             let token = reveal(state, "Token Cache", &n, "access_token", stored, encrypted)?;
             let left = seconds_left(state, &tc, t.received_at);
+            let margin = effective_margin(margin, tc.row.get_i64("expires_in").unwrap_or(0));
             let just_received =
                 received_since.is_some_and(|since| t.received_at.is_some_and(|r| r >= since));
             if left <= margin && !just_received {
@@ -588,7 +597,46 @@ fn reconnect_needed() -> AppError {
     )
 }
 
-/// Refreshes one connection now (the caller holds the lease).
+/// Refreshes a connection for the keep-alive job when its lease is free and its tokens are
+/// still the ones received at `seen` (a refresh since then means it is no longer due).
+/// `Ok(false)`: left alone. The caller holds the process-wide lock of the Token Cache.
+pub async fn refresh_if_unchanged(
+    state: &SharedState,
+    key: &Key,
+    seen: Option<NaiveDateTime>,
+    caller: &str,
+) -> AppResult<bool> {
+    let name = key.name();
+    let owner = format!("{}-{}", std::process::id(), crate::secrets::random_hex(8));
+    let (n2, o2) = (name.clone(), owner.clone());
+    let clock = state.clock;
+    let lease = state.settings.http_timeout.as_secs() as i64 + 5;
+    let taken = state
+        .db
+        .write(move |conn| {
+            let now = clock.now();
+            let current = oauth_store::token_state(conn, &n2)?;
+            if current.as_ref().and_then(|t| t.received_at) != seen {
+                return Ok(false);
+            }
+            oauth_store::take_lease(conn, &n2, &o2, now, now + chrono::Duration::seconds(lease))
+        })
+        .await?;
+    if !taken {
+        return Ok(false);
+    }
+    let result = refresh_now(state, key, caller).await;
+    let (n3, o3) = (name.clone(), owner.clone());
+    let _ = state
+        .db
+        .write(move |conn| oauth_store::release_lease(conn, &n3, &o3))
+        .await;
+    result.map(|()| true)
+}
+
+/// Refreshes one connection now (the caller holds the lease). Its outcome is recorded for
+/// connection health (`health_store`): a failure with a summary naming no secret, a success
+/// by clearing it.
 async fn refresh_now(state: &SharedState, key: &Key, caller: &str) -> AppResult<()> {
     let name = key.name();
     let n = name.clone();
@@ -624,6 +672,16 @@ async fn refresh_now(state: &SharedState, key: &Key, caller: &str) -> AppResult<
         Err(e) if e.is_transient() => Err(RefreshFailure::Transient),
         Err(_) => Err(RefreshFailure::Other),
     });
+    if let Err(e) = &result {
+        let (n, summary, now) = (name.clone(), health_store::summary_of(e), state.clock.now());
+        if let Err(err) = state
+            .db
+            .write(move |conn| health_store::record_refresh_failure(conn, &n, &summary, now))
+            .await
+        {
+            tracing::warn!(token_cache = %name, error = %err, "could not record a failed refresh");
+        }
+    }
     match result {
         Ok(tokens) => {
             let n = name.to_string();
@@ -638,7 +696,8 @@ async fn refresh_now(state: &SharedState, key: &Key, caller: &str) -> AppResult<
                         store::lock(conn, &TOKEN_CACHE, &n)?;
                         let mut tc =
                             token_cache::load(conn, &k)?.ok_or_else(|| not_connected(&n))?;
-                        store_tokens(state, conn, &mut tc, &tokens, &by)
+                        store_tokens(state, conn, &mut tc, &tokens, &by)?;
+                        health_store::record_refresh_success(conn, &n)
                     })
                 })
                 .await?;

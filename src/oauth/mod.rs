@@ -2,6 +2,8 @@
 
 pub mod client;
 pub mod flow;
+pub mod health_store;
+pub mod keepalive;
 pub mod outbound;
 pub mod store;
 pub mod token_cache;
@@ -14,6 +16,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Default)]
 pub struct OAuthState {
     locks: Mutex<HashMap<String, RefreshLock>>,
+    /// What this instance's keep-alive job did.
+    pub keepalive: keepalive::Stats,
 }
 
 /// The lock of one Token Cache; it holds the last failed refresh (when it failed, and its

@@ -3,7 +3,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{ca_app_settings, ca_token_state};
+use crate::db::schema::{ca_app_settings, ca_job_lease, ca_token_state};
 use crate::db::DbConnection;
 use crate::error::AppResult;
 
@@ -81,6 +81,96 @@ pub fn set_pkce(conn: &mut DbConnection, app: &str, on: bool) -> AppResult<()> {
             ))
             .execute(conn)?;
     }
+    Ok(())
+}
+
+/// Whether the keep-alive job refreshes an app's connections ahead of expiry (off unless set).
+pub fn keep_warm(conn: &mut DbConnection, app: &str) -> AppResult<bool> {
+    let v: Option<i32> = ca_app_settings::table
+        .filter(ca_app_settings::connected_app.eq(app))
+        .select(ca_app_settings::keep_warm)
+        .first(conn)
+        .optional()?;
+    Ok(v.unwrap_or(0) != 0)
+}
+
+/// The apps marked keep warm (names as stored in `ca_app_settings`).
+pub fn keep_warm_apps(conn: &mut DbConnection) -> AppResult<Vec<String>> {
+    Ok(ca_app_settings::table
+        .filter(ca_app_settings::keep_warm.ne(0))
+        .select(ca_app_settings::connected_app)
+        .load(conn)?)
+}
+
+pub fn set_keep_warm(conn: &mut DbConnection, app: &str, on: bool) -> AppResult<()> {
+    let v = i32::from(on);
+    let n = diesel::update(ca_app_settings::table.filter(ca_app_settings::connected_app.eq(app)))
+        .set(ca_app_settings::keep_warm.eq(v))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(ca_app_settings::table)
+            .values((
+                ca_app_settings::connected_app.eq(app),
+                ca_app_settings::keep_warm.eq(v),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Takes (or keeps) the lease of a background job: one conditional UPDATE when the row is
+/// free, expired or already `owner`'s, else one INSERT of the first row. Exactly one
+/// instance holds it at a time, on SQLite, MariaDB and Galera (a certification conflict
+/// on the INSERT or UPDATE is a loss, and the caller tries again at its next tick).
+pub fn take_job_lease(
+    conn: &mut DbConnection,
+    job: &str,
+    owner: &str,
+    now: NaiveDateTime,
+    until: NaiveDateTime,
+) -> AppResult<bool> {
+    let n = diesel::update(
+        ca_job_lease::table.filter(ca_job_lease::job.eq(job)).filter(
+            ca_job_lease::lease_until
+                .lt(now)
+                .or(ca_job_lease::owner.eq(owner)),
+        ),
+    )
+    .set((
+        ca_job_lease::owner.eq(owner),
+        ca_job_lease::lease_until.eq(until),
+    ))
+    .execute(conn)?;
+    if n == 1 {
+        return Ok(true);
+    }
+    let exists: Option<String> = ca_job_lease::table
+        .filter(ca_job_lease::job.eq(job))
+        .select(ca_job_lease::owner)
+        .first(conn)
+        .optional()?;
+    if exists.is_some() {
+        return Ok(false);
+    }
+    // Two instances may both insert: the primary key lets one through.
+    let inserted = diesel::insert_into(ca_job_lease::table)
+        .values((
+            ca_job_lease::job.eq(job),
+            ca_job_lease::owner.eq(owner),
+            ca_job_lease::lease_until.eq(until),
+        ))
+        .execute(conn);
+    Ok(inserted.is_ok())
+}
+
+/// Gives a job lease back (only when still `owner`'s), so another instance may take it at once.
+pub fn release_job_lease(conn: &mut DbConnection, job: &str, owner: &str) -> AppResult<()> {
+    diesel::delete(
+        ca_job_lease::table
+            .filter(ca_job_lease::job.eq(job))
+            .filter(ca_job_lease::owner.eq(owner)),
+    )
+    .execute(conn)?;
     Ok(())
 }
 

@@ -173,45 +173,56 @@ pub async fn get_auth_header(name: &str, call: Call) -> Result<HttpResponse, App
     Ok(call.reply(json!({ "Authorization": format!("{token_type} {token}") })))
 }
 
-/// `connected_apps.app_settings(connected_app[, pkce])`: the service's own per-app settings
-/// (Frappe has no field for them). Reading needs read permission on the app; changing them
-/// (a POST with `pkce` = 0/1) needs System Manager.
+/// `connected_apps.app_settings(connected_app[, pkce][, keep_warm])`: the service's own per-app
+/// settings (Frappe has no field for them). Reading needs read permission on the app; changing
+/// them (a POST with `pkce` or `keep_warm` = 0/1) needs System Manager.
 pub async fn app_settings(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     let app = call.args.require_str("connected_app", "app_settings")?;
     let doc = service::get(&call.state, &call.user, &CONNECTED_APP, &app).await?;
     let app_name = doc.name().to_string();
-    let change = match call.args.get("pkce") {
-        None => None,
-        Some(v) => {
-            call.require_post()?;
-            if !call.user.is_system_manager() {
-                return Err(service::forbidden(
-                    &call.user,
-                    &CONNECTED_APP,
-                    Perm::Write,
-                    Some(&app_name),
-                ));
-            }
-            Some(match v {
-                Value::Bool(b) => *b,
-                Value::Number(n) => n.as_i64() != Some(0),
-                Value::String(s) => !matches!(s.trim(), "0" | "false" | "off" | ""),
-                _ => return Err(AppError::validation("pkce must be 0 or 1.")),
-            })
+    let flag = |field: &'static str| -> Result<Option<bool>, AppError> {
+        let Some(v) = call.args.get(field) else {
+            return Ok(None);
+        };
+        call.require_post()?;
+        if !call.user.is_system_manager() {
+            return Err(service::forbidden(
+                &call.user,
+                &CONNECTED_APP,
+                Perm::Write,
+                Some(&app_name),
+            ));
         }
+        Ok(Some(match v {
+            Value::Bool(b) => *b,
+            Value::Number(n) => n.as_i64() != Some(0),
+            Value::String(s) => !matches!(s.trim(), "0" | "false" | "off" | ""),
+            _ => return Err(AppError::validation(format!("{field} must be 0 or 1."))),
+        }))
     };
-    let pkce = call
+    let change = flag("pkce")?;
+    let warm = flag("keep_warm")?;
+    let (pkce, keep_warm) = call
         .state
         .db
         .run(move |conn| {
+            use crate::oauth::store;
             if let Some(on) = change {
-                crate::oauth::store::set_pkce(conn, &app_name, on)?;
+                store::set_pkce(conn, &app_name, on)?;
             }
-            crate::oauth::store::pkce_enabled(conn, &app_name)
+            if let Some(on) = warm {
+                store::set_keep_warm(conn, &app_name, on)?;
+            }
+            Ok((
+                store::pkce_enabled(conn, &app_name)?,
+                store::keep_warm(conn, &app_name)?,
+            ))
         })
         .await?;
-    Ok(call.reply(json!({ "connected_app": doc.name(), "pkce": pkce })))
+    Ok(call.reply(
+        json!({ "connected_app": doc.name(), "pkce": pkce, "keep_warm": keep_warm }),
+    ))
 }
 
 /// `connected_apps.get_backend_app_token(connected_app)`: client credentials (System Manager).

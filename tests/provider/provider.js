@@ -75,6 +75,14 @@
  *   GET  /__test/stats    -> {token_requests, refresh_requests, invalid_grant, authorization_code_requests,
  *                             client_credentials_requests, revocation_requests}
  *   GET  /__test/config   -> the effective configuration
+ *   POST /__test/refresh_tokens {client_id, count, accountIdPrefix?} -> {refresh_tokens: [...]}
+ *                            mints `count` real refresh tokens (one grant each, scope
+ *                            "openid email profile", account `<prefix><i>`) for seeding many
+ *                            connections without as many browser flows
+ *   stats also hold token_in_flight (token requests being answered now) and
+ *   max_token_in_flight (the most at one moment since the last reset).
+ *
+ *   "tokenDelayMs": 0              // config: answer every token request this much later (slow mode)
  */
 
 import http from 'node:http';
@@ -133,6 +141,7 @@ const DEFAULTS = {
   clientCredentialsTTL: null,
   refreshTokenTTL: 14 * 24 * 3600,
   authorizationCodeTTL: 60,
+  tokenDelayMs: 0,
   idTokenTTL: 3600,
   strictClientAuth: true,
   scopes: ['openid', 'email', 'profile', 'offline_access', 'read', 'write'],
@@ -188,6 +197,7 @@ function loadConfig(path) {
   posInt('refreshTokenTTL');
   posInt('authorizationCodeTTL');
   posInt('idTokenTTL');
+  if (!Number.isInteger(cfg.tokenDelayMs) || cfg.tokenDelayMs < 0) die('tokenDelayMs must be a non-negative integer');
   for (const k of ['autoApprove', 'rotateRefreshToken', 'strictClientAuth']) {
     if (typeof cfg[k] !== 'boolean') die(`${k} must be a boolean`);
   }
@@ -249,6 +259,8 @@ function resetStats() {
     authorization_code_requests: 0,
     client_credentials_requests: 0,
     revocation_requests: 0,
+    token_in_flight: stats ? stats.token_in_flight : 0,
+    max_token_in_flight: 0,
   };
 }
 resetStats();
@@ -425,6 +437,30 @@ function buildProvider(issuer) {
       ctx.body = stats;
     } else if (ctx.method === 'GET' && ctx.path === '/__test/config') {
       ctx.body = config;
+    } else if (ctx.method === 'POST' && ctx.path === '/__test/refresh_tokens') {
+      const body = JSON.parse((await readBody(ctx.req)) || '{}');
+      const client = await provider.Client.find(body.client_id);
+      const count = Number(body.count);
+      if (!client || !Number.isInteger(count) || count < 1 || count > 100000) {
+        ctx.status = 400;
+        ctx.body = { error: 'invalid_request' };
+        return undefined;
+      }
+      const prefix = typeof body.accountIdPrefix === 'string' ? body.accountIdPrefix : 'seeded-';
+      const scope = 'openid email profile';
+      const tokens = [];
+      for (let i = 0; i < count; i += 1) {
+        const accountId = `${prefix}${i}`;
+        const grant = new provider.Grant({ accountId, clientId: client.clientId });
+        grant.addOIDCScope(scope);
+        const grantId = await grant.save();
+        const rt = new provider.RefreshToken({
+          client, accountId, grantId, scope, gty: 'authorization_code', expiresWithSession: false,
+          iiat: Math.floor(Date.now() / 1000), rotations: 0,
+        });
+        tokens.push(await rt.save());
+      }
+      ctx.body = { refresh_tokens: tokens };
     } else if (ctx.method === 'POST' && ctx.path === '/__test/reset') {
       recorded = [];
       resetStats();
@@ -466,7 +502,12 @@ function buildProvider(issuer) {
       stats.revocation_requests += 1;
     }
 
+    if (isToken) {
+      stats.token_in_flight += 1;
+      stats.max_token_in_flight = Math.max(stats.max_token_in_flight, stats.token_in_flight);
+    }
     try {
+      if (isToken && config.tokenDelayMs > 0) await new Promise((r) => { setTimeout(r, config.tokenDelayMs); });
       if (isToken && config.strictClientAuth && GRANT_TYPES.has(grantType)) {
         const basic = ctx.headers.authorization !== undefined;
         const clientId = basic ? decodeBasic(ctx.headers.authorization) : get('client_id');
@@ -485,6 +526,7 @@ function buildProvider(issuer) {
       }
       await next();
     } finally {
+      if (isToken) stats.token_in_flight -= 1;
       entry.status = ctx.status;
       const error = ctx.body && typeof ctx.body === 'object' && !Buffer.isBuffer(ctx.body) ? ctx.body.error : undefined;
       if (error) entry.error = error;
