@@ -21,13 +21,15 @@ pub fn record_refresh_failure(
     now: NaiveDateTime,
 ) -> AppResult<()> {
     let summary: String = error_summary.chars().take(MAX_SUMMARY).collect();
-    let n = diesel::update(ca_refresh_health::table.filter(ca_refresh_health::token_cache.eq(token_cache)))
-        .set((
-            ca_refresh_health::last_error.eq(&summary),
-            ca_refresh_health::last_failure_at.eq(now),
-            ca_refresh_health::failures.eq(ca_refresh_health::failures + 1),
-        ))
-        .execute(conn)?;
+    let n = diesel::update(
+        ca_refresh_health::table.filter(ca_refresh_health::token_cache.eq(token_cache)),
+    )
+    .set((
+        ca_refresh_health::last_error.eq(&summary),
+        ca_refresh_health::last_failure_at.eq(now),
+        ca_refresh_health::failures.eq(ca_refresh_health::failures + 1),
+    ))
+    .execute(conn)?;
     if n == 0 {
         let inserted = diesel::insert_into(ca_refresh_health::table)
             .values((
@@ -68,7 +70,10 @@ pub fn refresh_failure(
 ) -> AppResult<Option<(String, NaiveDateTime)>> {
     Ok(ca_refresh_health::table
         .filter(ca_refresh_health::token_cache.eq(token_cache))
-        .select((ca_refresh_health::last_error, ca_refresh_health::failing_since))
+        .select((
+            ca_refresh_health::last_error,
+            ca_refresh_health::failing_since,
+        ))
         .first(conn)
         .optional()?)
 }

@@ -50,11 +50,7 @@ pub fn spawn(state: SharedState) {
     if !state.settings.keepalive.enabled {
         return;
     }
-    let owner = format!(
-        "{}-{}",
-        std::process::id(),
-        crate::secrets::random_hex(8)
-    );
+    let owner = format!("{}-{}", std::process::id(), crate::secrets::random_hex(8));
     tokio::spawn(async move {
         let interval = state.settings.keepalive.interval;
         loop {
@@ -137,21 +133,26 @@ async fn due_connections(state: &SharedState) -> AppResult<Vec<Due>> {
             let mut due = Vec::new();
             let mut after = String::new();
             loop {
-                let rows: Vec<(String, Option<String>, Option<String>, i32, Option<NaiveDateTime>)> =
-                    token_cache::table
-                        .filter(token_cache::name.gt(&after))
-                        .filter(token_cache::refresh_token.is_not_null())
-                        .filter(token_cache::refresh_token.ne(""))
-                        .order(token_cache::name.asc())
-                        .limit(PAGE)
-                        .select((
-                            token_cache::name,
-                            token_cache::connected_app,
-                            token_cache::user,
-                            token_cache::expires_in,
-                            token_cache::modified,
-                        ))
-                        .load(conn)?;
+                let rows: Vec<(
+                    String,
+                    Option<String>,
+                    Option<String>,
+                    i32,
+                    Option<NaiveDateTime>,
+                )> = token_cache::table
+                    .filter(token_cache::name.gt(&after))
+                    .filter(token_cache::refresh_token.is_not_null())
+                    .filter(token_cache::refresh_token.ne(""))
+                    .order(token_cache::name.asc())
+                    .limit(PAGE)
+                    .select((
+                        token_cache::name,
+                        token_cache::connected_app,
+                        token_cache::user,
+                        token_cache::expires_in,
+                        token_cache::modified,
+                    ))
+                    .load(conn)?;
                 let Some(last) = rows.last() else { break };
                 after = last.0.clone();
                 let names: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
@@ -228,9 +229,14 @@ async fn refresh_all(state: &SharedState, owner: &str, due: Vec<Due>) -> RunRepo
             .clone();
         let (state, global, report) = (state.clone(), global.clone(), report.clone());
         tasks.spawn(async move {
-            let Ok(_endpoint) = sem.acquire_owned().await else { return };
-            let Ok(_db) = global.acquire_owned().await else { return };
-            report.add(refresh_one(&state, &d).await);
+            let Ok(_endpoint) = sem.acquire_owned().await else {
+                return;
+            };
+            let Ok(_db) = global.acquire_owned().await else {
+                return;
+            };
+            let outcome = refresh_one(&state, &d).await;
+            report.add(&state.oauth.keepalive, outcome);
         });
         // Do not queue unboundedly many tasks ahead of the permits.
         while tasks.len() > 4 * per_endpoint.max(db_share) * endpoints.len().max(1) {
@@ -238,17 +244,12 @@ async fn refresh_all(state: &SharedState, owner: &str, due: Vec<Due>) -> RunRepo
         }
     }
     while tasks.join_next().await.is_some() {}
-    let r = RunReport {
+    RunReport {
         due: total,
         refreshed: report.refreshed.load(Ordering::Relaxed),
         failed: report.failed.load(Ordering::Relaxed),
         skipped: report.skipped.load(Ordering::Relaxed),
-    };
-    let s = &state.oauth.keepalive;
-    s.refreshed.fetch_add(r.refreshed, Ordering::Relaxed);
-    s.failed.fetch_add(r.failed, Ordering::Relaxed);
-    s.skipped.fetch_add(r.skipped, Ordering::Relaxed);
-    r
+    }
 }
 
 #[derive(Default)]
@@ -259,13 +260,15 @@ struct Counts {
 }
 
 impl Counts {
-    fn add(&self, o: Outcome) {
-        let c = match o {
-            Outcome::Refreshed => &self.refreshed,
-            Outcome::Failed => &self.failed,
-            Outcome::Skipped => &self.skipped,
+    /// Counts an outcome in this run and in the instance's totals.
+    fn add(&self, totals: &Stats, o: Outcome) {
+        let (run, total) = match o {
+            Outcome::Refreshed => (&self.refreshed, &totals.refreshed),
+            Outcome::Failed => (&self.failed, &totals.failed),
+            Outcome::Skipped => (&self.skipped, &totals.skipped),
         };
-        c.fetch_add(1, Ordering::Relaxed);
+        run.fetch_add(1, Ordering::Relaxed);
+        total.fetch_add(1, Ordering::Relaxed);
     }
 }
 

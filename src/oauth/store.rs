@@ -130,11 +130,13 @@ pub fn take_job_lease(
     until: NaiveDateTime,
 ) -> AppResult<bool> {
     let n = diesel::update(
-        ca_job_lease::table.filter(ca_job_lease::job.eq(job)).filter(
-            ca_job_lease::lease_until
-                .lt(now)
-                .or(ca_job_lease::owner.eq(owner)),
-        ),
+        ca_job_lease::table
+            .filter(ca_job_lease::job.eq(job))
+            .filter(
+                ca_job_lease::lease_until
+                    .lt(now)
+                    .or(ca_job_lease::owner.eq(owner)),
+            ),
     )
     .set((
         ca_job_lease::owner.eq(owner),

@@ -220,9 +220,7 @@ pub async fn app_settings(name: &str, call: Call) -> Result<HttpResponse, AppErr
             ))
         })
         .await?;
-    Ok(call.reply(
-        json!({ "connected_app": doc.name(), "pkce": pkce, "keep_warm": keep_warm }),
-    ))
+    Ok(call.reply(json!({ "connected_app": doc.name(), "pkce": pkce, "keep_warm": keep_warm })))
 }
 
 /// `connected_apps.get_backend_app_token(connected_app)`: client credentials (System Manager).

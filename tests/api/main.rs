@@ -20,6 +20,7 @@ mod galera;
 mod hostile;
 mod injection;
 mod isolation;
+mod keepalive;
 mod limits;
 mod lists;
 mod migration;

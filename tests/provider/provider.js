@@ -91,6 +91,11 @@ import fs from 'node:fs';
 import process from 'node:process';
 
 import Provider from 'oidc-provider';
+import QuickLRU from 'quick-lru';
+import { setStorage } from 'oidc-provider/lib/adapters/memory_adapter.js';
+
+// oidc-provider's in-memory store keeps 1,000 entries; tests seed up to 100,000 connections.
+setStorage(new QuickLRU({ maxSize: 500000 }));
 
 // ---------------------------------------------------------------------------------------------
 // arguments + configuration
