@@ -226,17 +226,12 @@ async fn send(app: &TestApp, auth: &str, (method, path, body): &Step) -> (u16, V
 async fn a_plain_user_can_never_read_refresh_revoke_change_or_use_another_users_token_cache() {
     for backend in BACKENDS {
         // Arrange: user1 is connected and has a pending authorization; user2 is a plain user.
-        let o = oauth_app(
-            backend,
-            // Any use of user1's token would refresh it: a refresh would show in the provider.
-            |s| s.refresh_margin = std::time::Duration::from_secs(7200),
-            json!({}),
-            json!({}),
-        )
-        .await;
+        let o = oauth_app(backend, |_| {}, json!({}), json!({})).await;
         let user1 = o.app.user(USER1, &[]).await;
         let user2 = o.app.user(USER2, &[]).await;
         o.connect(&user1, json!({})).await;
+        // Any use of user1's token would refresh it: a refresh would show in the provider.
+        o.expire(USER1);
         let pending = o
             .provider
             .authorize(&o.initiate(&user1, json!({})).await)

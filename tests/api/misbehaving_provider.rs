@@ -139,8 +139,6 @@ async fn misbehaving_fixture(backend: Backend) -> OAuthApp {
     oauth_app(
         backend,
         |s| {
-            // Every use of the token refreshes it.
-            s.refresh_margin = Duration::from_secs(7200);
             s.http_timeout = HTTP_TIMEOUT;
             s.http_connect_timeout = Duration::from_secs(1);
         },
@@ -156,6 +154,7 @@ async fn refreshes_against_a_misbehaving_provider_fail_within_the_timeout_and_ke
         let o = misbehaving_fixture(backend).await;
         let admin = o.admin();
         o.connect(&admin, json!({})).await;
+        o.expire("Administrator");
         let before = tokens(&o, "Administrator");
         assert!(before.0.is_some() && before.1.is_some());
         for how in ALL {
@@ -229,6 +228,8 @@ async fn a_hanging_provider_does_not_slow_down_other_requests() {
         let user1 = o.app.user(USER1, &[]).await;
         o.connect(&admin, json!({})).await;
         o.connect(&user1, json!({})).await;
+        o.expire("Administrator");
+        o.expire(USER1);
         set_token_uri(&o, &misbehaving_endpoint(Misbehaviour::Hang).await).await;
 
         // More hanging refreshes than the service has workers (test settings: 2).
@@ -295,6 +296,7 @@ async fn concurrent_refreshes_of_one_connection_against_a_hanging_provider_each_
         let o = misbehaving_fixture(backend).await;
         let admin = o.admin();
         o.connect(&admin, json!({})).await;
+        o.expire("Administrator");
         let before = tokens(&o, "Administrator");
         set_token_uri(&o, &misbehaving_endpoint(Misbehaviour::Hang).await).await;
 

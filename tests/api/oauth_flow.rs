@@ -231,6 +231,20 @@ impl OAuthApp {
         format!("{}-{user}", self.name)
     }
 
+    /// Makes `user`'s stored access token expired, as if it had been received two hours ago
+    /// (the provider's tokens live 3,600 s), so that its next use refreshes it.
+    pub fn expire(&self, user: &str) {
+        use connected_apps::db::schema::ca_token_state;
+        let then = self.app.state.clock.now() - chrono::Duration::hours(2);
+        let n = diesel::update(
+            ca_token_state::table.filter(ca_token_state::token_cache.eq(self.tc_name(user))),
+        )
+        .set(ca_token_state::received_at.eq(Some(then)))
+        .execute(&mut self.app.db.raw())
+        .expect("expire the token");
+        assert_eq!(n, 1, "{user} is connected");
+    }
+
     /// The Token Cache as Administrator reads it over REST.
     pub async fn token_cache(&self, user: &str) -> (u16, Value) {
         self.app

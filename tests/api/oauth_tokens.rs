@@ -2,8 +2,6 @@
 //! and without rotation, an omitted refresh token, invalid_grant, an unreachable provider),
 //! `has_token`, client credentials, and revocation when a Token Cache is deleted.
 
-use std::time::Duration;
-
 use base64::Engine;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,16 +12,11 @@ use crate::oauth_flow::*;
 const HAS_TOKEN: &str =
     "/api/method/frappe.integrations.doctype.connected_app.connected_app.has_token";
 
-/// A fixture whose tokens always need refreshing: the refresh margin is longer than the
-/// provider's token lifetime (3600 s), so every `get_access_token` refreshes exactly once.
+/// A fixture for refreshing: tests make a token expire with `o.expire(user)` before a use
+/// that must refresh it. (A refresh margin longer than the token's lifetime no longer makes
+/// every use refresh: the margin is capped at half the lifetime.)
 async fn always_refreshing(backend: Backend, top: Value) -> OAuthApp {
-    oauth_app(
-        backend,
-        |s| s.refresh_margin = Duration::from_secs(7200),
-        top,
-        json!({}),
-    )
-    .await
+    oauth_app(backend, |_| {}, top, json!({})).await
 }
 
 async fn set_app(o: &OAuthApp, body: Value) {
@@ -108,6 +101,7 @@ async fn an_expiring_token_is_refreshed_and_the_rotated_refresh_token_is_stored(
         let old_at = o.stored_secret(USER1, "access_token").unwrap();
         let old_rt = o.stored_secret(USER1, "refresh_token").unwrap();
 
+        o.expire(USER1);
         let (status, v) = o.get_access_token(&user1, "").await;
         assert_eq!(status, 200, "{backend:?}: {v}");
         let new_at = v["message"]["access_token"].as_str().unwrap().to_string();
@@ -146,6 +140,7 @@ async fn an_expiring_token_is_refreshed_and_the_rotated_refresh_token_is_stored(
         assert_eq!(o.introspect(&old_rt).await["active"], false);
 
         // The next call refreshes with the new refresh token, and succeeds.
+        o.expire(USER1);
         let (status, _) = o.get_access_token(&user1, "").await;
         assert_eq!(status, 200);
         let reqs = o.token_requests("refresh_token").await;
@@ -163,6 +158,7 @@ async fn without_rotation_the_old_refresh_token_is_kept() {
         o.connect(&admin, json!({})).await;
         let rt = o.stored_secret("Administrator", "refresh_token").unwrap();
         for _ in 0..2 {
+            o.expire("Administrator");
             let (status, v) = o.get_access_token(&admin, "").await;
             assert_eq!(status, 200, "{backend:?}: {v}");
             assert_eq!(
@@ -242,6 +238,7 @@ async fn a_refresh_response_without_a_refresh_token_keeps_the_old_one() {
         .await;
         set_app(&o, json!({"token_uri": stub})).await;
 
+        o.expire("Administrator");
         let (status, v) = o.get_access_token(&admin, "").await;
         assert_eq!(status, 200, "{backend:?}: {v}");
         assert_eq!(
@@ -274,6 +271,7 @@ async fn invalid_grant_on_refresh_asks_to_connect_again_and_has_token_turns_fals
             .unwrap();
         assert!(r.status().is_success());
 
+        o.expire(USER1);
         let (status, v) = o.get_access_token(&user1, "").await;
         assert_eq!(status, 417, "{backend:?}: {v}");
         let msg = &server_messages(&v)[0];
@@ -313,6 +311,7 @@ async fn an_unreachable_provider_during_refresh_is_a_503_and_keeps_the_tokens() 
         let rt = o.stored_secret("Administrator", "refresh_token");
         set_app(&o, json!({"token_uri": "http://127.0.0.1:1/token"})).await;
 
+        o.expire("Administrator");
         let (status, v) = o.get_access_token(&admin, "").await;
         assert_eq!(status, 503, "{backend:?}: {v}");
         assert!(

@@ -91,16 +91,11 @@ async fn metrics_count_requests_by_route_pattern_and_status_never_by_raw_path() 
 #[tokio::test]
 async fn metrics_count_oauth_code_exchanges_refreshes_by_failure_reason_and_revocations() {
     for backend in BACKENDS {
-        let o = oauth_app(
-            backend,
-            |s| s.refresh_margin = Duration::from_secs(7200),
-            json!({}),
-            json!({}),
-        )
-        .await;
+        let o = oauth_app(backend, |_| {}, json!({}), json!({})).await;
         let admin = o.admin();
         // A code exchange and a refresh that work.
         o.connect(&admin, json!({})).await;
+        o.expire("Administrator");
         let (status, v) = o.get_access_token(&admin, "").await;
         assert_eq!(status, 200, "{v}");
         // A refresh against an unreachable provider (transient).
@@ -114,6 +109,7 @@ async fn metrics_count_oauth_code_exchanges_refreshes_by_failure_reason_and_revo
             )
             .await;
         assert_eq!(status, 200);
+        o.expire("Administrator");
         let (status, _) = o.get_access_token(&admin, "").await;
         assert_eq!(status, 503);
         point_at(&o.app, &o.name, &o.provider).await;
@@ -541,9 +537,8 @@ async fn the_full_oauth_flow_logged_at_trace_level_never_logs_a_secret() {
     for backend in BACKENDS {
         let db = TestDb::new(backend);
         let (sc, key) = site_config(&db);
-        // Every get_access_token refreshes: the margin is longer than the token lifetime.
         // SQLite logs JSON lines, MariaDB human-readable text: both formats are searched.
-        let mut flags = vec!["--refresh-margin-secs", "7200"];
+        let mut flags = vec![];
         if backend == Backend::Sqlite {
             flags.push("--log-json");
         }
@@ -632,7 +627,17 @@ async fn the_full_oauth_flow_logged_at_trace_level_never_logs_a_secret() {
         assert_eq!(r.status(), 302, "{:?}", r.text().await);
         secrets.extend(stored_secrets(&db, &key));
 
-        // Refresh, client credentials, revocation.
+        // Refresh (the token is made to have expired long ago), client credentials, revocation.
+        {
+            use connected_apps::db::schema::ca_token_state;
+            let long_ago = chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .unwrap();
+            diesel::update(ca_token_state::table)
+                .set(ca_token_state::received_at.eq(Some(long_ago)))
+                .execute(&mut db.raw())
+                .unwrap();
+        }
         let (status, v) = served
             .send(
                 &admin,

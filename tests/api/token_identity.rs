@@ -32,8 +32,9 @@ async fn site(backend: Backend) -> Site {
     site_with(backend, 60, &[]).await
 }
 
-/// `margin`: refresh this many seconds before expiry. With a margin longer than the provider's
-/// token lifetime, any use of a stored token refreshes it first, so a use shows at the provider.
+/// `margin`: refresh this many seconds before expiry. Tests that must see any use of a token
+/// make the stored tokens expired (`expire_all`), so that a use refreshes and shows at the
+/// provider.
 async fn site_with(backend: Backend, margin: u64, jane_roles: &[&str]) -> Site {
     let app = spawn_app_with(backend, |s| {
         s.refresh_margin = std::time::Duration::from_secs(margin)
@@ -144,6 +145,19 @@ impl Site {
         location
     }
 
+    /// Makes every stored token expired long ago: any use of one refreshes it first.
+    fn expire_all(&self) {
+        use connected_apps::db::schema::ca_token_state;
+        use diesel::prelude::*;
+        let long_ago = chrono::NaiveDate::from_ymd_opt(2020, 1, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("date");
+        diesel::update(ca_token_state::table)
+            .set(ca_token_state::received_at.eq(Some(long_ago)))
+            .execute(&mut self.app.db.raw())
+            .expect("expire tokens");
+    }
+
     /// The decrypted access token stored for a Token Cache name.
     fn stored_access_token(&self, tc: &str) -> Option<String> {
         let rows = query_rows(
@@ -221,10 +235,11 @@ async fn asking_for_an_app_named_like_the_start_of_another_users_connection_is_a
 ) {
     for backend in BACKENDS {
         // Arrange: mary-jane is connected to `a`; her Token Cache is `<a>-mary-jane@corp.example`,
-        // which is also `<a>-mary` + `-` + `jane@corp.example`. A long margin makes any use of
-        // her token refresh it, so a use would show at the provider.
+        // which is also `<a>-mary` + `-` + `jane@corp.example`. Her token is made expired, so any
+        // use of it would refresh it, so a use would show at the provider.
         let s = site_with(backend, 7200, &[]).await;
         s.connect(&s.mary_jane, &s.a).await;
+        s.expire_all();
         let theirs = s
             .stored_access_token(&format!("{}-{MARY_JANE}", s.a))
             .expect("stored");
@@ -261,7 +276,7 @@ async fn asking_for_an_app_named_like_the_start_of_another_users_connection_is_a
             before,
             "{backend:?}: the database changed"
         );
-        // And mary-jane still uses her own connection (which refreshes it: the margin is long).
+        // And mary-jane still uses her own connection (which refreshes it: it has expired).
         let (status, v) = s
             .app
             .get(
@@ -310,6 +325,7 @@ async fn with_apps_a_and_a_mary_jane_never_gets_or_overwrites_mary_janes_connect
         let dashed = format!("{}-mary", s.a);
         s.add_app_named(&dashed).await;
         s.connect(&s.mary_jane, &s.a).await;
+        s.expire_all();
         let tc = format!("{}-{MARY_JANE}", s.a);
         let theirs = s.stored_access_token(&tc).expect("stored");
         let before = snapshot(&s.app.db);
