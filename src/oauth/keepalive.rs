@@ -101,6 +101,15 @@ pub async fn run_once(state: &SharedState, owner: &str) -> AppResult<Option<RunR
     Ok(Some(report))
 }
 
+/// A Token Cache as the job reads it: name, app, user, `expires_in`, `modified`.
+type Row = (
+    String,
+    Option<String>,
+    Option<String>,
+    i32,
+    Option<NaiveDateTime>,
+);
+
 /// A connection the job refreshes, with the received time it was selected at.
 #[derive(Debug, Clone)]
 struct Due {
@@ -133,13 +142,7 @@ async fn due_connections(state: &SharedState) -> AppResult<Vec<Due>> {
             let mut due = Vec::new();
             let mut after = String::new();
             loop {
-                let rows: Vec<(
-                    String,
-                    Option<String>,
-                    Option<String>,
-                    i32,
-                    Option<NaiveDateTime>,
-                )> = token_cache::table
+                let rows: Vec<Row> = token_cache::table
                     .filter(token_cache::name.gt(&after))
                     .filter(token_cache::refresh_token.is_not_null())
                     .filter(token_cache::refresh_token.ne(""))
