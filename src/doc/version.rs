@@ -128,7 +128,11 @@ pub fn diff(before: &Doc, after: &Doc) -> Option<Value> {
     }
     let mut changed = changed;
     if before.row.docstatus != after.row.docstatus {
-        changed.push(json!(["docstatus", before.row.docstatus, after.row.docstatus]));
+        changed.push(json!([
+            "docstatus",
+            before.row.docstatus,
+            after.row.docstatus
+        ]));
     }
     if changed.is_empty() && added.is_empty() && removed.is_empty() && row_changed.is_empty() {
         return None;
@@ -212,7 +216,11 @@ fn sorted(v: &Value) -> Value {
         Value::Object(m) => {
             let mut keys: Vec<&String> = m.keys().collect();
             keys.sort();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), sorted(&m[k])))
+                    .collect(),
+            )
         }
         Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
         other => other.clone(),

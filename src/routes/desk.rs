@@ -52,7 +52,13 @@ pub async fn getdoc(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     let docname = call.args.require_str("name", "getdoc")?;
     let doc = service::get(&call.state, &call.user, meta, &docname).await?;
     let history = versions(&call, meta, doc.name()).await?;
-    let info = docinfo(&call.user, meta, doc.name(), doc.row.owner.as_deref(), history);
+    let info = docinfo(
+        &call.user,
+        meta,
+        doc.name(),
+        doc.row.owner.as_deref(),
+        history,
+    );
     Ok(HttpResponse::Ok()
         .json(json!({ "docs": [doc.to_json_with_nulls()], "docinfo": info, "_link_titles": {} })))
 }
@@ -136,7 +142,13 @@ pub async fn savedocs(name: &str, call: Call) -> Result<HttpResponse, AppError> 
         service::update(&call.state, &call.user, meta, &docname, doc).await?
     };
     let history = versions(&call, meta, saved.name()).await?;
-    let info = docinfo(&call.user, meta, saved.name(), saved.row.owner.as_deref(), history);
+    let info = docinfo(
+        &call.user,
+        meta,
+        saved.name(),
+        saved.row.owner.as_deref(),
+        history,
+    );
     let saved_msg = json!([
         json!({"message": "Saved", "title": "Message", "indicator": "green", "alert": 1})
             .to_string()

@@ -39,3 +39,4 @@ mod storage;
 mod throttle;
 mod token_identity;
 mod two_process_load;
+mod versions;
