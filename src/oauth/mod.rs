@@ -3,6 +3,7 @@
 pub mod client;
 pub mod flow;
 pub mod outbound;
+pub mod presets;
 pub mod store;
 pub mod token_cache;
 

@@ -30,6 +30,7 @@ mod oauth_tokens;
 mod operations;
 mod outage;
 mod outbound;
+mod presets;
 mod replay;
 mod rest;
 mod rotation_load;
