@@ -198,3 +198,88 @@ async fn a_connected_app_created_from_a_preset_is_a_normal_connected_app() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_system_manager_fills_a_new_connected_app_from_a_preset_in_the_browser() {
+    use std::path::Path;
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    assert!(
+        Path::new("/usr/bin/chromium").is_file()
+            && e2e.join("node_modules/playwright-core").is_dir(),
+        "chromium and tests/e2e/node_modules are needed (./scripts/test installs them)"
+    );
+    for backend in BACKENDS {
+        let app = spawn_app(backend).await;
+        connected_apps::commands::add_user(
+            &app.state,
+            "pat@example.com",
+            None,
+            &["System Manager".to_string()],
+            Some("pat-pass-word"),
+        )
+        .await
+        .expect("add user");
+        let node = std::env::var_os("NODE").unwrap_or_else(|| "node".into());
+        let out = tokio::process::Command::new(node)
+            .arg("presets.mjs")
+            .current_dir(&e2e)
+            .env("SERVICE_URL", &app.address)
+            .env("LOGIN_USER", "pat@example.com")
+            .env("LOGIN_PASSWORD", "pat-pass-word")
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("run node tests/e2e/presets.mjs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && stdout.contains("step: all passed"),
+            "{backend:?}: the browser test failed ({}):\n{stdout}\n{stderr}",
+            out.status
+        );
+        let name = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("saved: "))
+            .expect("the saved app's name");
+
+        // What the page saved is the preset's Connected App, plus the client.
+        let (_, preset) = app.get(&app.admin, &format!("{PATH}?preset=google")).await;
+        let preset = &preset["message"]["connected_app"];
+        let (status, got) = app
+            .get(&app.admin, &format!("/api/resource/Connected%20App/{name}"))
+            .await;
+        assert_eq!(status, 200);
+        let got = &got["data"];
+        for field in [
+            "provider_name",
+            "openid_configuration",
+            "authorization_uri",
+            "token_uri",
+            "revocation_uri",
+            "userinfo_uri",
+        ] {
+            assert_eq!(got[field], preset[field], "{backend:?}: {field}");
+        }
+        assert_eq!(
+            got.get("introspection_uri").cloned().unwrap_or_default(),
+            json!("")
+        );
+        let rows = |v: &Value, cols: &[&str]| -> Vec<Vec<Value>> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| cols.iter().map(|c| r[*c].clone()).collect())
+                .collect()
+        };
+        assert_eq!(
+            rows(&got["scopes"], &["scope"]),
+            rows(&preset["scopes"], &["scope"])
+        );
+        assert_eq!(
+            rows(&got["query_parameters"], &["key", "value"]),
+            rows(&preset["query_parameters"], &["key", "value"])
+        );
+        assert_eq!(got["client_id"], "preset-client.apps.googleusercontent.com");
+        assert_eq!(got["client_secret"], "*".repeat("preset-secret".len()));
+    }
+}
