@@ -242,7 +242,7 @@ mod tests {
 
     #[test]
     fn control_characters_keep_serde_escapes_that_python_writes_the_same() {
-        let v = json!(["a\n\t\"\\\u{1}"]);
-        assert_eq!(frappe_json(&v), r#"["a\n\t\"\\\u0001"]"#);
+        let v = json!(["a\n\t\"\\\u{1}\u{1f}"]);
+        assert_eq!(frappe_json(&v), r#"["a\n\t\"\\\u0001\u001f"]"#);
     }
 }
