@@ -108,7 +108,7 @@ mod tests {
     fn mask_matches_reference_table_columns() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/frappe-reference/auth_rows.json"
+            "/tests/fixtures/frappe-reference/auth_rows.json"
         );
         let text = std::fs::read_to_string(path).expect("read auth_rows.json");
         let doc: serde_json::Value = serde_json::from_str(&text).expect("parse auth_rows.json");
