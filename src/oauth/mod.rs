@@ -5,6 +5,7 @@ pub mod flow;
 pub mod health_store;
 pub mod keepalive;
 pub mod outbound;
+pub mod presets;
 pub mod store;
 pub mod token_cache;
 
