@@ -96,7 +96,7 @@ async fn seed(o: &OAuthApp, n: usize, idle_days: i64) -> Vec<String> {
             ));
             auths.push(format!(
                 "('Token Cache', '{name}', 'refresh_token', '{}', 1)",
-                o.app.state.keys.encrypt(rt)
+                o.app.state.keys.encrypt(rt).expect("encrypt")
             ));
         }
         conn.batch_execute(&format!(
