@@ -357,6 +357,7 @@ fn store_tokens(
 ) -> AppResult<()> {
     let now = state.clock.now();
     let name = tc.name().to_string();
+    super::health::clear(state, &name);
     tc.row.set(
         "access_token",
         Value::String(crate::secrets::mask_secret(
@@ -661,7 +662,9 @@ async fn refresh_now(state: &SharedState, key: &Key, caller: &str) -> AppResult<
         }
         Err(e) => {
             tracing::warn!(token_cache = %name, error = %e, "token refresh failed");
-            Err(provider_error(&e))
+            let err = provider_error(&e);
+            super::health::record_refresh(state, &name, Some(&err));
+            Err(err)
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod flow;
+pub mod health;
 pub mod outbound;
 pub mod store;
 pub mod token_cache;
@@ -14,6 +15,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Default)]
 pub struct OAuthState {
     locks: Mutex<HashMap<String, RefreshLock>>,
+    /// The last failed refresh of each connection (see `health`).
+    pub failures: health::FailureLog,
 }
 
 /// The lock of one Token Cache; it holds the last failed refresh (when it failed, and its
