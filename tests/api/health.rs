@@ -340,3 +340,47 @@ async fn frappes_form_links_and_a_connections_page_open_pages() {
         assert_eq!(r.headers()["content-type"], "image/svg+xml");
     }
 }
+
+#[tokio::test]
+async fn an_imported_token_past_its_expiry_is_expired_or_needs_reconnect_never_connected() {
+    for backend in BACKENDS {
+        let o = oauth_default(backend).await;
+        let user1 = o.app.user(USER1, &[]).await;
+        o.connect(&user1, json!({})).await;
+        assert_eq!(state_of(&o, &user1).await["state"], "connected");
+        // As Frappe (or `import`) leaves it: no row of the service's own, expiry counted from
+        // `modified`, which lies 2 hours back (the token lived 3600 s).
+        let tc = o.tc_name(USER1);
+        let then = o.app.state.clock.now() - chrono::Duration::hours(2);
+        let mut conn = o.app.db.raw();
+        diesel::sql_query("DELETE FROM `ca_token_state` WHERE `token_cache` = ?")
+            .bind::<diesel::sql_types::Text, _>(&tc)
+            .execute(&mut conn)
+            .unwrap();
+        diesel::sql_query("UPDATE `tabToken Cache` SET `modified` = ? WHERE `name` = ?")
+            .bind::<diesel::sql_types::Text, _>(connected_apps::frappe::time::format(&then))
+            .bind::<diesel::sql_types::Text, _>(&tc)
+            .execute(&mut conn)
+            .unwrap();
+        let s = state_of(&o, &user1).await;
+        assert_eq!(s["state"], "expired", "{backend:?} {s}");
+        let expected =
+            connected_apps::frappe::time::format(&(then + chrono::Duration::seconds(3600)));
+        assert_eq!(
+            s["expires_at"],
+            expected.as_str(),
+            "counted from `modified`"
+        );
+        assert_eq!(gauge(&o.app, "expired").await, 1);
+        diesel::sql_query(
+            "DELETE FROM `__Auth` WHERE `doctype` = 'Token Cache' AND `name` = ? AND `fieldname` = 'refresh_token'",
+        )
+        .bind::<diesel::sql_types::Text, _>(&tc)
+        .execute(&mut conn)
+        .unwrap();
+        let s = state_of(&o, &user1).await;
+        assert_eq!(s["state"], "needs_reconnect", "{backend:?} {s}");
+        assert_eq!(gauge(&o.app, "needs_reconnect").await, 1);
+        assert_eq!(gauge(&o.app, "connected").await, 0);
+    }
+}
