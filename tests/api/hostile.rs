@@ -4,7 +4,7 @@
 //! is in Frappe's error shape, and the database is unchanged afterwards.
 //!
 //! The fuzz run is short here; `PROPTEST_CASES=5000 cargo nextest run --test api hostile`
-//! runs a longer one (README, "Security model").
+//! runs a longer one (docs/security.md, "Fuzzing").
 
 use std::time::Duration;
 
