@@ -233,7 +233,7 @@ pub fn parse() -> Cli {
 
 impl GlobalOptions {
     /// Defaults, then the config file, then environment and flags.
-    pub fn settings(&self, server: &ServerOptions) -> Result<Settings, String> {
+    pub fn settings(&self, server: &ServerOptions) -> anyhow::Result<Settings> {
         let mut s = Settings::default();
         if let Some(path) = &self.config {
             s.apply_file(path)?;

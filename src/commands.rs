@@ -1,18 +1,16 @@
 //! What each CLI command does.
 
-use diesel::prelude::*;
-use secrecy::ExposeSecret;
+use anyhow::{anyhow, bail, Context};
 
 use crate::auth::store as users;
 use crate::cli::{Command, UserCommand};
 use crate::configuration::{write_private, Settings, SiteConfig};
-use crate::db::schema::auth;
-use crate::error::{AppError, AppResult};
-use crate::secrets::KeyRing;
+use crate::error::AppError;
+use crate::secrets::{vault, KeyRing, Vault};
 use crate::startup::{bootstrap_users, build_state, Application};
 use crate::state::AppState;
 
-pub async fn run(command: Command, mut settings: Settings) -> Result<(), String> {
+pub async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve {
             admin_password,
@@ -53,7 +51,7 @@ fn existing_only(mut settings: Settings) -> Settings {
     settings
 }
 
-async fn serve(settings: Settings) -> Result<(), String> {
+async fn serve(settings: Settings) -> anyhow::Result<()> {
     let app = Application::build(settings).await?;
     let url = app.state.public_url.clone();
     println!(
@@ -64,10 +62,10 @@ async fn serve(settings: Settings) -> Result<(), String> {
         Some(p) => println!("Log in at {url}/login as Administrator with the password {p} (shown once; set CONNECTED_APPS_ADMIN_PASSWORD to choose it)"),
         None => println!("Log in at {url}/login as Administrator"),
     }
-    app.run_until_stopped().await.map_err(|e| e.to_string())
+    app.run_until_stopped().await.context("the server stopped")
 }
 
-async fn user(command: UserCommand, settings: Settings) -> Result<(), String> {
+async fn user(command: UserCommand, settings: Settings) -> anyhow::Result<()> {
     let state = build_state(settings).await?;
     announce_admin(bootstrap_users(&state).await?);
     match command {
@@ -98,9 +96,9 @@ async fn user(command: UserCommand, settings: Settings) -> Result<(), String> {
                 Some(p) => (p, false),
                 None if !std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
                     let mut line = String::new();
-                    std::io::stdin().read_line(&mut line).map_err(|e| {
-                        format!("cannot read the password from standard input: {e}")
-                    })?;
+                    std::io::stdin()
+                        .read_line(&mut line)
+                        .context("cannot read the password from standard input")?;
                     let p = line.trim_end_matches(['\r', '\n']).to_string();
                     if p.is_empty() {
                         (crate::secrets::random_token(20), true)
@@ -134,9 +132,9 @@ pub async fn add_user(
     first_name: Option<&str>,
     roles: &[String],
     password: Option<&str>,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     if email.trim().is_empty() || email.len() > 140 {
-        return Err("the email must be 1 to 140 characters".into());
+        bail!("the email must be 1 to 140 characters");
     }
     let now = state.clock.now();
     let first = first_name
@@ -162,14 +160,14 @@ pub async fn add_user(
                 },
             )
         })
-        .await
-        .map_err(|e| e.to_string())
+        .await?;
+    Ok(())
 }
 
 /// Replaces a user's login password (its sessions stay; other users are untouched).
-pub async fn set_password(state: &AppState, email: &str, password: &str) -> Result<(), String> {
+pub async fn set_password(state: &AppState, email: &str, password: &str) -> anyhow::Result<()> {
     if password.is_empty() {
-        return Err("the password is empty".into());
+        bail!("the password is empty");
     }
     let hash = crate::secrets::password::hash_password(password);
     let email2 = email.to_string();
@@ -180,34 +178,31 @@ pub async fn set_password(state: &AppState, email: &str, password: &str) -> Resu
                 if users::find_user(conn, &email2)?.is_none() {
                     return Ok(false);
                 }
-                users::set_auth_value(conn, "User", &email2, "password", &hash, false)?;
+                vault::write_hash(conn, "User", &email2, "password", &hash)?;
                 Ok(true)
             })
         })
-        .await
-        .map_err(|e| e.to_string())?;
-    if found {
-        Ok(())
-    } else {
-        Err(format!("no user {email}"))
+        .await?;
+    if !found {
+        bail!("no user {email}");
     }
+    Ok(())
 }
 
 /// Gives a user a new API key and secret (the old pair stops working).
-pub async fn generate_api_key(state: &AppState, email: &str) -> Result<(String, String), String> {
+pub async fn generate_api_key(state: &AppState, email: &str) -> anyhow::Result<(String, String)> {
     let now = state.clock.now();
     let key = crate::secrets::random_hex(15);
     let secret = crate::secrets::random_hex(15);
-    let encrypted = state.keys.encrypt(&secret);
+    let encrypted = Vault::new(&state.keys).seal(&secret)?;
     let masked = crate::secrets::mask_secret(&secret);
     let (email2, key2) = (email.to_string(), key.clone());
     let n = state
         .db
         .run(move |conn| users::set_api_key(conn, &email2, &key2, &encrypted, &masked, now))
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     if n == 0 {
-        return Err(format!("no user {email}"));
+        bail!("no user {email}");
     }
     state.api_keys.invalidate_user(email);
     Ok((key, secret))
@@ -216,7 +211,7 @@ pub async fn generate_api_key(state: &AppState, email: &str) -> Result<(String, 
 /// Re-encrypts every encrypted `__Auth` row under a new key, in one transaction. While it runs
 /// the site config lists the old key under `previous_encryption_keys`, so running services
 /// decrypt both old and new values.
-async fn rotate_key(settings: Settings) -> Result<(), String> {
+async fn rotate_key(settings: Settings) -> anyhow::Result<()> {
     let path = settings.site_config.clone();
     let mut state_settings = settings;
     state_settings.create_site_config = false;
@@ -226,11 +221,14 @@ async fn rotate_key(settings: Settings) -> Result<(), String> {
     let mut fallbacks = vec![old.encryption_key.clone()];
     fallbacks.extend(old.previous_encryption_keys.iter().cloned());
     write_site_config(&path, &new_key, &fallbacks)?;
-    let ring = KeyRing::with_fallbacks(&new_key, &fallbacks).map_err(|e| e.to_string())?;
+    let ring = KeyRing::with_fallbacks(&new_key, &fallbacks)?;
     // Running services notice the rewritten site config before their next encryption.
     tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
     let ring2 = ring.clone();
-    let count = state.db.run(move |conn| reencrypt_all(conn, &ring)).await;
+    let count = state
+        .db
+        .run(move |conn| vault::rekey_all(conn, &ring))
+        .await;
     // A value a running service encrypted with the old key just before it noticed the change
     // may commit after the pass above: sweep until every row is under the new key.
     let mut swept = 0;
@@ -238,13 +236,12 @@ async fn rotate_key(settings: Settings) -> Result<(), String> {
         for _ in 0..5 {
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             let r = ring2.clone();
-            match state.db.run(move |conn| reencrypt_stale(conn, &r)).await {
+            match state.db.run(move |conn| vault::rekey_stale(conn, &r)).await {
                 Ok(0) => break,
                 Ok(n) => swept += n,
                 Err(e) => {
-                    return Err(format!(
-                        "key rotation sweep failed (the old key stays a fallback): {e}"
-                    ))
+                    return Err(anyhow::Error::new(e)
+                        .context("key rotation sweep failed (the old key stays a fallback)"))
                 }
             }
         }
@@ -259,73 +256,20 @@ async fn rotate_key(settings: Settings) -> Result<(), String> {
         Err(e) => {
             // Nothing was committed: go back to the old key as the primary one.
             write_site_config(&path, &old.encryption_key, &old.previous_encryption_keys)?;
-            Err(format!("key rotation failed, nothing changed: {e}"))
+            Err(anyhow::Error::new(e).context("key rotation failed, nothing changed"))
         }
     }
-}
-
-/// Re-encrypts the rows the primary key cannot read yet.
-fn reencrypt_stale(conn: &mut crate::db::DbConnection, ring: &KeyRing) -> AppResult<usize> {
-    let rows: Vec<(String, String, String, String)> = auth::table
-        .filter(auth::encrypted.eq(1))
-        .select((auth::doctype, auth::name, auth::fieldname, auth::password))
-        .load(conn)?;
-    let mut n = 0;
-    for (doctype, name, field, stored) in rows.into_iter().filter(|r| !ring.is_current(&r.3)) {
-        let Ok(clear) = ring.decrypt(&stored) else {
-            continue;
-        };
-        diesel::update(
-            auth::table
-                .filter(auth::doctype.eq(&doctype))
-                .filter(auth::name.eq(&name))
-                .filter(auth::fieldname.eq(&field))
-                .filter(auth::password.eq(&stored)),
-        )
-        .set(auth::password.eq(ring.encrypt(clear.expose_secret())))
-        .execute(conn)?;
-        n += 1;
-    }
-    Ok(n)
-}
-
-fn reencrypt_all(conn: &mut crate::db::DbConnection, ring: &KeyRing) -> AppResult<usize> {
-    crate::db::write_transaction(conn, |conn| {
-        let rows: Vec<(String, String, String, String)> = auth::table
-            .filter(auth::encrypted.eq(1))
-            .select((auth::doctype, auth::name, auth::fieldname, auth::password))
-            .load(conn)?;
-        let mut n = 0;
-        for (doctype, name, field, stored) in rows {
-            let clear = ring.decrypt(&stored).map_err(|_| {
-                AppError::validation(format!(
-                    "{doctype} {name} {field} does not decrypt with the current keys"
-                ))
-            })?;
-            let fresh = ring.encrypt(clear.expose_secret());
-            diesel::update(
-                auth::table
-                    .filter(auth::doctype.eq(&doctype))
-                    .filter(auth::name.eq(&name))
-                    .filter(auth::fieldname.eq(&field)),
-            )
-            .set(auth::password.eq(fresh))
-            .execute(conn)?;
-            n += 1;
-        }
-        Ok(n)
-    })
 }
 
 /// Rewrites `encryption_key` (and the fallbacks) keeping every other key of a Frappe site config.
-fn write_site_config(path: &std::path::Path, key: &str, previous: &[String]) -> Result<(), String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn write_site_config(path: &std::path::Path, key: &str, previous: &[String]) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| path.display().to_string())?;
     let obj = v
         .as_object_mut()
-        .ok_or("the site config is not a JSON object")?;
+        .ok_or_else(|| anyhow!("the site config is not a JSON object"))?;
     obj.insert("encryption_key".into(), key.into());
     if previous.is_empty() {
         obj.remove("previous_encryption_keys");
@@ -334,7 +278,7 @@ fn write_site_config(path: &std::path::Path, key: &str, previous: &[String]) -> 
     }
     let tmp = path.with_extension("json.tmp");
     write_private(&tmp, &serde_json::to_string_pretty(&v).unwrap_or_default())?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("cannot replace {}: {e}", path.display()))
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))
 }
 
 fn announce_admin(generated: Option<String>) {
@@ -353,16 +297,14 @@ async fn import(
     dry_run: bool,
     frappe_site_config: Option<std::path::PathBuf>,
     overwrite_users: bool,
-) -> Result<(), String> {
+) -> anyhow::Result<()> {
     let source_config = match &frappe_site_config {
         Some(p) => p.clone(),
         None => settings.site_config.clone(),
     };
-    let source = SiteConfig::load(&source_config, false)
-        .map_err(|e| format!("the Frappe site's config: {e}"))?;
+    let source = SiteConfig::load(&source_config, false).context("the Frappe site's config")?;
     let source_keys =
-        KeyRing::with_fallbacks(&source.encryption_key, &source.previous_encryption_keys)
-            .map_err(|e| e.to_string())?;
+        KeyRing::with_fallbacks(&source.encryption_key, &source.previous_encryption_keys)?;
     if frappe_site_config.is_none() {
         if let Ok(own) = std::env::var("CONNECTED_APPS_OWN_SITE_CONFIG") {
             settings.site_config = own.into();
@@ -387,12 +329,8 @@ async fn import(
     if dry_run {
         println!("dry run: nothing was written");
     }
-    if report.failures.is_empty() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} rows could not be imported",
-            report.failures.len()
-        ))
+    if !report.failures.is_empty() {
+        bail!("{} rows could not be imported", report.failures.len());
     }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::{bail, Context};
 use serde::Deserialize;
 
 /// Every setting of the service. Tests build one with `Settings::default()` and change fields.
@@ -164,11 +165,11 @@ impl AllowCors {
 
 impl Settings {
     /// Applies a config file on top of these settings.
-    pub fn apply_file(&mut self, path: &Path) -> Result<(), String> {
+    pub fn apply_file(&mut self, path: &Path) -> anyhow::Result<()> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            .with_context(|| format!("cannot read {}", path.display()))?;
         let f: FileSettings =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| path.display().to_string())?;
         self.apply(f);
         Ok(())
     }
@@ -239,15 +240,15 @@ pub struct SiteConfig {
 
 impl SiteConfig {
     /// Reads the site config; with `create`, writes a new one (fresh key) when it is missing.
-    pub fn load(path: &Path, create: bool) -> Result<SiteConfig, String> {
+    pub fn load(path: &Path, create: bool) -> anyhow::Result<SiteConfig> {
         if !path.exists() {
             if !create {
-                return Err(format!("site config {} does not exist", path.display()));
+                bail!("site config {} does not exist", path.display());
             }
             if let Some(dir) = path.parent() {
                 if !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
             }
             let key = crate::secrets::generate_key();
@@ -258,14 +259,14 @@ impl SiteConfig {
             )?;
         }
         let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            .with_context(|| format!("cannot read {}", path.display()))?;
         serde_json::from_str(&text)
-            .map_err(|e| format!("{} is not a valid site config: {e}", path.display()))
+            .with_context(|| format!("{} is not a valid site config", path.display()))
     }
 }
 
 /// Writes a file readable only by its owner.
-pub fn write_private(path: &Path, contents: &str) -> Result<(), String> {
+pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -275,9 +276,9 @@ pub fn write_private(path: &Path, contents: &str) -> Result<(), String> {
     opts.mode(0o600);
     let mut f = opts
         .open(path)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .with_context(|| format!("cannot write {}", path.display()))?;
     f.write_all(contents.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 impl Settings {

@@ -1,11 +1,135 @@
-//! The one error type at the HTTP edge, rendered as Frappe's v1 and v2 error bodies.
+//! The error of storage and the domain: a Frappe exception (its class, an HTTP status as a
+//! plain number, Frappe's messages) that keeps its cause as `source()`.
 //!
-//! Policy: store code returns `AppError` built from diesel errors; 500s are opaque to clients
-//! and logged once with their cause; no error body ever carries a traceback, a secret or SQL.
+//! Policy: store and domain code return `AppError`; it knows nothing of the web framework.
+//! Only the HTTP edge (`routes/errors.rs`) renders it as Frappe's v1 or v2 body and logs it,
+//! once, with its cause chain; 500s are opaque to clients. No error body ever carries a
+//! traceback, a secret or SQL.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
+use std::sync::Arc;
+
 use serde_json::{json, Map, Value};
+
+/// A cause kept inside an error (shared, so a cached failure can be answered to several
+/// callers).
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
+/// An HTTP status as a plain number; the edge turns it into the framework's type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Status(pub u16);
+
+impl Status {
+    pub const BAD_REQUEST: Status = Status(400);
+    pub const UNAUTHORIZED: Status = Status(401);
+    pub const FORBIDDEN: Status = Status(403);
+    pub const NOT_FOUND: Status = Status(404);
+    pub const CONFLICT: Status = Status(409);
+    pub const PAYLOAD_TOO_LARGE: Status = Status(413);
+    pub const UNSUPPORTED_MEDIA_TYPE: Status = Status(415);
+    pub const EXPECTATION_FAILED: Status = Status(417);
+    pub const TOO_MANY_REQUESTS: Status = Status(429);
+    pub const INTERNAL_SERVER_ERROR: Status = Status(500);
+    pub const BAD_GATEWAY: Status = Status(502);
+    pub const SERVICE_UNAVAILABLE: Status = Status(503);
+
+    pub fn as_u16(self) -> u16 {
+        self.0
+    }
+}
+
+/// Frappe's exception classes (and the Python ones Frappe lets escape) this service raises.
+/// Each knows its class name and the status Frappe answers it with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExcType {
+    ValidationError,
+    MandatoryError,
+    DataError,
+    LinkExistsError,
+    TimestampMismatchError,
+    DoesNotExistError,
+    DuplicateEntryError,
+    PermissionError,
+    AuthenticationError,
+    CSRFTokenError,
+    TooManyRequestsError,
+    OAuthProviderError,
+    QueryDeadlockError,
+    ServiceUnavailableError,
+    InternalServerError,
+    /// Python's, for bad input Frappe crashes on (Frappe answers 500, this service 400).
+    JSONDecodeError,
+    TypeError,
+    KeyError,
+    AttributeError,
+}
+
+impl ExcType {
+    /// The class name, as in `exc_type`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExcType::ValidationError => "ValidationError",
+            ExcType::MandatoryError => "MandatoryError",
+            ExcType::DataError => "DataError",
+            ExcType::LinkExistsError => "LinkExistsError",
+            ExcType::TimestampMismatchError => "TimestampMismatchError",
+            ExcType::DoesNotExistError => "DoesNotExistError",
+            ExcType::DuplicateEntryError => "DuplicateEntryError",
+            ExcType::PermissionError => "PermissionError",
+            ExcType::AuthenticationError => "AuthenticationError",
+            ExcType::CSRFTokenError => "CSRFTokenError",
+            ExcType::TooManyRequestsError => "TooManyRequestsError",
+            ExcType::OAuthProviderError => "OAuthProviderError",
+            ExcType::QueryDeadlockError => "QueryDeadlockError",
+            ExcType::ServiceUnavailableError => "ServiceUnavailableError",
+            ExcType::InternalServerError => "InternalServerError",
+            ExcType::JSONDecodeError => "JSONDecodeError",
+            ExcType::TypeError => "TypeError",
+            ExcType::KeyError => "KeyError",
+            ExcType::AttributeError => "AttributeError",
+        }
+    }
+
+    /// The status Frappe's class declares (`http_status_code`); a constructor may override it.
+    pub fn status(self) -> Status {
+        match self {
+            ExcType::ValidationError
+            | ExcType::MandatoryError
+            | ExcType::DataError
+            | ExcType::LinkExistsError
+            | ExcType::TimestampMismatchError
+            | ExcType::OAuthProviderError => Status::EXPECTATION_FAILED,
+            ExcType::DoesNotExistError => Status::NOT_FOUND,
+            ExcType::DuplicateEntryError => Status::CONFLICT,
+            ExcType::PermissionError => Status::FORBIDDEN,
+            ExcType::AuthenticationError => Status::UNAUTHORIZED,
+            ExcType::TooManyRequestsError => Status::TOO_MANY_REQUESTS,
+            ExcType::QueryDeadlockError | ExcType::ServiceUnavailableError => {
+                Status::SERVICE_UNAVAILABLE
+            }
+            ExcType::InternalServerError => Status::INTERNAL_SERVER_ERROR,
+            ExcType::CSRFTokenError
+            | ExcType::JSONDecodeError
+            | ExcType::TypeError
+            | ExcType::KeyError
+            | ExcType::AttributeError => Status::BAD_REQUEST,
+        }
+    }
+
+    /// The module-qualified name a traceback's last line starts with.
+    pub fn qualified(self) -> String {
+        match self {
+            ExcType::JSONDecodeError => "json.decoder.JSONDecodeError".into(),
+            ExcType::TypeError | ExcType::KeyError | ExcType::AttributeError => self.name().into(),
+            other => format!("frappe.exceptions.{}", other.name()),
+        }
+    }
+}
+
+impl std::fmt::Display for ExcType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// One entry of Frappe's `_server_messages`.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +157,8 @@ impl ServerMessage {
         }
     }
 
-    fn to_json(&self) -> Value {
+    /// The message as Frappe serialises it into `_server_messages`.
+    pub fn to_json(&self) -> Value {
         let mut m = Map::new();
         m.insert("message".into(), Value::String(self.message.clone()));
         m.insert("title".into(), Value::String(self.title.into()));
@@ -46,11 +171,11 @@ impl ServerMessage {
 }
 
 /// A Frappe-shaped error.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct AppError {
-    pub status: StatusCode,
-    /// Frappe's exception class name (`ValidationError`, `DoesNotExistError`, …).
-    pub exc_type: &'static str,
+    pub status: Status,
+    /// Frappe's exception class.
+    pub exc_type: ExcType,
     /// `frappe.exceptions.Class[: message]`; absent where Frappe leaves it out (404s).
     pub exception: Option<String>,
     pub messages: Vec<ServerMessage>,
@@ -61,6 +186,29 @@ pub struct AppError {
     pub db_failure: Option<DbFailure>,
     /// Seconds a client should wait before trying again (`Retry-After`), on 503s.
     pub retry_after: Option<u8>,
+    /// What caused it (a diesel or pool error, …), for the log; never sent to a client.
+    pub cause: Option<Cause>,
+}
+
+/// Equal when everything a client sees and the failure kind are equal, and both have no
+/// cause or the same one.
+impl PartialEq for AppError {
+    fn eq(&self, other: &Self) -> bool {
+        let same_cause = match (&self.cause, &other.cause) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        self.status == other.status
+            && self.exc_type == other.exc_type
+            && self.exception == other.exception
+            && self.messages == other.messages
+            && self.error_message == other.error_message
+            && self.message == other.message
+            && self.db_failure == other.db_failure
+            && self.retry_after == other.retry_after
+            && same_cause
+    }
 }
 
 /// Why a database statement failed, when running the transaction again can succeed.
@@ -75,26 +223,10 @@ pub enum DbFailure {
     Connection,
 }
 
-/// An `AppError` rendered in API v2's `{"errors":[…]}` shape.
-#[derive(Debug)]
-pub struct V2Error(pub AppError);
-
-impl From<AppError> for V2Error {
-    fn from(e: AppError) -> Self {
-        V2Error(e)
-    }
-}
-
-impl std::fmt::Display for V2Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
 impl AppError {
-    fn new(status: StatusCode, exc_type: &'static str) -> Self {
+    fn new(exc_type: ExcType) -> Self {
         Self {
-            status,
+            status: exc_type.status(),
             exc_type,
             exception: None,
             messages: vec![],
@@ -102,26 +234,40 @@ impl AppError {
             message: None,
             db_failure: None,
             retry_after: None,
+            cause: None,
         }
     }
 
-    /// `frappe.exceptions.<exc_type>: <message>` with one raised server message, as `frappe.throw` makes.
-    pub fn thrown(status: StatusCode, exc_type: &'static str, message: impl Into<String>) -> Self {
+    /// `frappe.exceptions.<exc_type>: <message>` with one raised server message, as
+    /// `frappe.throw` makes, with the class's status.
+    pub fn thrown(exc_type: ExcType, message: impl Into<String>) -> Self {
         let message = message.into();
-        let mut e = Self::new(status, exc_type);
+        let mut e = Self::new(exc_type);
         e.exception = Some(format!("frappe.exceptions.{exc_type}: {message}"));
         e.messages.push(ServerMessage::raised(message));
         e
     }
 
+    /// The same error answered with another status.
+    pub fn with_status(mut self, status: Status) -> Self {
+        self.status = status;
+        self
+    }
+
+    /// Keeps `cause` as the error's `source()` (logged at the edge, never sent).
+    pub fn caused_by(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.cause = Some(Arc::from(cause.into()));
+        self
+    }
+
     /// 417 ValidationError with Frappe's message.
     pub fn validation(message: impl Into<String>) -> Self {
-        Self::thrown(StatusCode::EXPECTATION_FAILED, "ValidationError", message)
+        Self::thrown(ExcType::ValidationError, message)
     }
 
     /// 404 "<doctype> <name> not found".
     pub fn not_found(doctype: &str, name: &str) -> Self {
-        let mut e = Self::new(StatusCode::NOT_FOUND, "DoesNotExistError");
+        let mut e = Self::new(ExcType::DoesNotExistError);
         e.messages
             .push(ServerMessage::raised(format!("{doctype} {name} not found")));
         e
@@ -129,12 +275,12 @@ impl AppError {
 
     /// 404 with no message (Frappe's answer to deleting a missing document, or an unknown route).
     pub fn not_found_bare() -> Self {
-        Self::new(StatusCode::NOT_FOUND, "DoesNotExistError")
+        Self::new(ExcType::DoesNotExistError)
     }
 
     /// 417 MandatoryError for a missing parent field.
     pub fn mandatory(doctype: &str, name: &str, field: &str, label: &str) -> Self {
-        let mut e = Self::new(StatusCode::EXPECTATION_FAILED, "MandatoryError");
+        let mut e = Self::new(ExcType::MandatoryError);
         e.exception = Some(format!(
             "frappe.exceptions.MandatoryError: [{doctype}, {name}]: {field}"
         ));
@@ -153,7 +299,7 @@ impl AppError {
         field: &str,
         label: &str,
     ) -> Self {
-        let mut e = Self::new(StatusCode::EXPECTATION_FAILED, "MandatoryError");
+        let mut e = Self::new(ExcType::MandatoryError);
         e.exception = Some(format!(
             "frappe.exceptions.MandatoryError: [{parent_doctype}, {parent}]: {field}"
         ));
@@ -166,7 +312,7 @@ impl AppError {
     /// 403 PermissionError with the given messages; `exception` is `frappe.exceptions.PermissionError`
     /// plus the last raised message, as Frappe builds it.
     pub fn permission(messages: Vec<ServerMessage>, error_message: Option<String>) -> Self {
-        let mut e = Self::new(StatusCode::FORBIDDEN, "PermissionError");
+        let mut e = Self::new(ExcType::PermissionError);
         e.exception = Some(match messages.iter().rev().find(|m| m.raised) {
             Some(m) => format!("frappe.exceptions.PermissionError: {}", m.message),
             None => "frappe.exceptions.PermissionError".to_string(),
@@ -187,21 +333,19 @@ impl AppError {
             "<details><summary>You are not permitted to access this resource.</summary>Function <strong>{}</strong> is not whitelisted.</details>",
             html_escape(method)
         );
-        let mut e = Self::permission(
+        Self::permission(
             vec![ServerMessage {
                 message: msg,
                 title: "Method Not Allowed",
                 raised: true,
             }],
             None,
-        );
-        e.exception = e.exception.take();
-        e
+        )
     }
 
     /// 401 AuthenticationError (bad API secret, bad session).
     pub fn authentication() -> Self {
-        let mut e = Self::new(StatusCode::UNAUTHORIZED, "AuthenticationError");
+        let mut e = Self::new(ExcType::AuthenticationError);
         e.exception = Some("frappe.exceptions.AuthenticationError".into());
         e
     }
@@ -213,11 +357,11 @@ impl AppError {
         e
     }
 
-    /// A 4xx for input Frappe would crash on (bad JSON, wrong types), keeping Frappe's class name.
-    pub fn bad_input(exc_type: &'static str, message: impl Into<String>) -> Self {
+    /// A 400 for input Frappe would crash on (bad JSON, wrong types), keeping Frappe's class name.
+    pub fn bad_input(exc_type: ExcType, message: impl Into<String>) -> Self {
         let message = message.into();
-        let mut e = Self::new(StatusCode::BAD_REQUEST, exc_type);
-        e.exception = Some(format!("{}: {message}", exception_module(exc_type)));
+        let mut e = Self::new(exc_type).with_status(Status::BAD_REQUEST);
+        e.exception = Some(format!("{}: {message}", exc_type.qualified()));
         e.messages.push(ServerMessage::raised(message));
         e
     }
@@ -225,7 +369,7 @@ impl AppError {
     /// 400 `CSRFTokenError`, as Frappe's `validate_csrf_token` throws it with the traceback
     /// disabled (no `exception`, no `exc`).
     pub fn csrf(message: impl Into<String>) -> Self {
-        let mut e = Self::new(StatusCode::BAD_REQUEST, "CSRFTokenError");
+        let mut e = Self::new(ExcType::CSRFTokenError);
         e.messages.push(ServerMessage::raised(message));
         e
     }
@@ -233,92 +377,44 @@ impl AppError {
     /// 413: the body is larger than the configured limit.
     pub fn too_large(limit: usize) -> Self {
         Self::thrown(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "ValidationError",
+            ExcType::ValidationError,
             format!("Request body is larger than the limit of {limit} bytes."),
         )
+        .with_status(Status::PAYLOAD_TOO_LARGE)
     }
 
     /// 503: the database (or another dependency) is unavailable right now.
-    pub fn unavailable(cause: &dyn std::fmt::Display) -> Self {
-        tracing::warn!(error = %cause, "dependency unavailable");
+    pub fn unavailable(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         let mut e = Self::thrown(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
+            ExcType::ServiceUnavailableError,
             "The service is temporarily unavailable. Please try again.",
-        );
+        )
+        .caused_by(cause);
         e.retry_after = Some(1);
         e
     }
 
     /// 503 after a write kept losing conflicts to concurrent writers (every retry was used).
     /// Frappe names a deadlock `QueryDeadlockError`; the client may simply send it again.
-    pub fn conflict(cause: &dyn std::fmt::Display) -> Self {
-        tracing::debug!(error = %cause, "write conflict");
+    pub fn conflict(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
         let mut e = Self::thrown(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "QueryDeadlockError",
+            ExcType::QueryDeadlockError,
             "The document was being changed by other requests at the same time. Please try again.",
-        );
+        )
+        .caused_by(cause);
         e.retry_after = Some(1);
         e.db_failure = Some(DbFailure::Conflict);
         e
     }
 
-    /// 500 with an opaque body; the cause is logged here, once.
-    pub fn internal(cause: &str) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        let mut e = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError");
+    /// 500 with an opaque body; the cause is kept for the edge to log.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        let mut e = Self::new(ExcType::InternalServerError).caused_by(cause);
         e.exception = Some("frappe.exceptions.InternalServerError".into());
         e.messages.push(ServerMessage::raised(
             "Something went wrong. The error has been logged.",
         ));
         e
-    }
-
-    /// A diesel error: lost connections become 503, everything else an opaque 500.
-    pub fn database(e: &diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        let connection_lost = |e: &Error| {
-            let mut err = Self::unavailable(e);
-            err.db_failure = Some(DbFailure::Connection);
-            err
-        };
-        match e {
-            // Galera may answer the ROLLBACK after a conflict at COMMIT with the conflict
-            // again; what counts is why the commit failed (the connection is then dropped).
-            Error::RollbackErrorOnCommit { commit_error, .. } => {
-                let mut err = Self::database(commit_error);
-                if err.db_failure.is_none() {
-                    err.db_failure = Some(DbFailure::Connection);
-                }
-                err
-            }
-            // A connection whose transaction state is unknown: dropped, never reused.
-            Error::BrokenTransactionManager => connection_lost(e),
-            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => Self::conflict(e),
-            Error::DatabaseError(_, info) if is_conflict_message(info.message()) => {
-                Self::conflict(e)
-            }
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => connection_lost(e),
-            Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
-                let mut err = Self::new(StatusCode::CONFLICT, "DuplicateEntryError");
-                err.exception = Some("frappe.exceptions.DuplicateEntryError".into());
-                err.messages.push(ServerMessage::raised(
-                    "A document with this name already exists.",
-                ));
-                err
-            }
-            Error::DatabaseError(_, info) if is_connection_message(info.message()) => {
-                connection_lost(e)
-            }
-            Error::SerializationError(_) | Error::DeserializationError(_) => {
-                Self::internal(&e.to_string())
-            }
-            _ if is_conflict_message(&e.to_string()) => Self::conflict(e),
-            _ if is_connection_message(&e.to_string()) => connection_lost(e),
-            _ => Self::internal(&e.to_string()),
-        }
     }
 
     /// The last line of the traceback Frappe would print: `frappe.exceptions.Class: message`
@@ -327,7 +423,7 @@ impl AppError {
         if let Some(exc) = &self.exception {
             return exc.clone();
         }
-        let class = exception_module(self.exc_type);
+        let class = self.exc_type.qualified();
         match self
             .messages
             .iter()
@@ -344,99 +440,6 @@ impl AppError {
         self.error_message = Some(m.into());
         self
     }
-
-    /// The v1 body: `{exception, exc_type, exc, _server_messages, _error_message}` (present keys only).
-    pub fn v1_body(&self) -> Value {
-        let mut m = Map::new();
-        if let Some(msg) = &self.message {
-            m.insert("message".into(), Value::String(msg.clone()));
-        }
-        if let Some(exc) = &self.exception {
-            m.insert("exception".into(), Value::String(exc.clone()));
-        }
-        m.insert("exc_type".into(), Value::String(self.exc_type.into()));
-        if let Some(exc) = &self.exception {
-            // Frappe puts the traceback here (a JSON list of strings); this service sends only
-            // its last line, `module.Class: message`, which is what `frappe-client` raises
-            // `FrappeException` with and what a Python caller reads.
-            m.insert("exc".into(), Value::String(json!([exc]).to_string()));
-        }
-        if !self.messages.is_empty() {
-            m.insert(
-                "_server_messages".into(),
-                Value::String(self.server_messages_json()),
-            );
-        }
-        if let Some(em) = &self.error_message {
-            m.insert("_error_message".into(), Value::String(em.clone()));
-        }
-        Value::Object(m)
-    }
-
-    /// `_server_messages`: a JSON list of JSON-encoded message objects.
-    pub fn server_messages_json(&self) -> String {
-        let list: Vec<Value> = self
-            .messages
-            .iter()
-            .map(|m| Value::String(m.to_json().to_string()))
-            .collect();
-        Value::Array(list).to_string()
-    }
-
-    /// The v2 body: `{"errors":[{type, exception, message, title, indicator}]}`.
-    pub fn v2_body(&self) -> Value {
-        let mut m = Map::new();
-        m.insert("type".into(), Value::String(self.exc_type.into()));
-        if let Some(exc) = &self.exception {
-            m.insert("exception".into(), Value::String(exc.clone()));
-        }
-        if let Some(msg) = self.messages.last() {
-            m.insert("message".into(), Value::String(msg.message.clone()));
-            m.insert("title".into(), Value::String(msg.title.into()));
-            if msg.raised {
-                m.insert("indicator".into(), json!("red"));
-            }
-        }
-        let mut body = Map::new();
-        body.insert("errors".into(), json!([Value::Object(m)]));
-        // Earlier messages (printed before the exception was raised) travel beside the error.
-        if self.messages.len() > 1 {
-            let earlier: Vec<Value> = self.messages[..self.messages.len() - 1]
-                .iter()
-                .map(ServerMessage::to_json)
-                .collect();
-            body.insert("messages".into(), Value::Array(earlier));
-        }
-        Value::Object(body)
-    }
-}
-
-fn exception_module(exc_type: &str) -> String {
-    match exc_type {
-        "JSONDecodeError" => "json.decoder.JSONDecodeError".into(),
-        "TypeError" | "ValueError" | "KeyError" | "AttributeError" => exc_type.into(),
-        other => format!("frappe.exceptions.{other}"),
-    }
-}
-
-/// A Galera certification failure or an InnoDB deadlock (`1213`), or a lock wait timeout
-/// (`1205`): the server rolled the transaction back; running it again can succeed.
-fn is_conflict_message(m: &str) -> bool {
-    let m = m.to_ascii_lowercase();
-    // InnoDB says "Deadlock found when trying to get lock"; Galera "WSREP detected
-    // deadlock/conflict and aborted the transaction".
-    m.contains("deadlock") || m.contains("lock wait timeout exceeded")
-}
-
-/// The connection or its node cannot serve queries: lost, refused, or a Galera node without
-/// quorum (`1047 WSREP has not yet prepared node for application use`).
-fn is_connection_message(m: &str) -> bool {
-    let m = m.to_ascii_lowercase();
-    m.contains("wsrep has not yet prepared node")
-        || m.contains("server has gone away")
-        || m.contains("lost connection")
-        || m.contains("can't connect")
-        || m.contains("connection refused")
 }
 
 /// Escapes text for HTML contexts inside messages.
@@ -470,32 +473,72 @@ impl std::fmt::Display for AppError {
     }
 }
 
-impl ResponseError for AppError {
-    fn status_code(&self) -> StatusCode {
-        self.status
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut r = HttpResponse::build(self.status);
-        if let Some(secs) = self.retry_after {
-            r.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
-        }
-        r.json(self.v1_body())
+impl std::error::Error for AppError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|c| c as &(dyn std::error::Error + 'static))
     }
 }
 
-impl ResponseError for V2Error {
-    fn status_code(&self) -> StatusCode {
-        self.0.status
+/// The causes of an error, outermost first, joined with `: ` (for log lines).
+pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        next = c.source();
     }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut r = HttpResponse::build(self.0.status);
-        if let Some(secs) = self.0.retry_after {
-            r.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
-        }
-        r.json(self.0.v2_body())
-    }
+    out
 }
 
 pub type AppResult<T> = Result<T, AppError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_as_source_and_shows_none_of_it() {
+        let e = AppError::internal(std::io::Error::other("disk on fire"));
+        assert_eq!(e.status, Status::INTERNAL_SERVER_ERROR);
+        let source = std::error::Error::source(&e).expect("a source");
+        assert_eq!(source.to_string(), "disk on fire");
+        assert!(!e.to_string().contains("disk on fire"));
+        assert!(!e.summary().contains("disk on fire"));
+    }
+
+    #[test]
+    fn each_class_knows_its_name_and_frappes_status() {
+        assert_eq!(AppError::validation("x").status.as_u16(), 417);
+        assert_eq!(AppError::not_found("A", "b").status.as_u16(), 404);
+        assert_eq!(AppError::not_permitted().status.as_u16(), 403);
+        assert_eq!(AppError::authentication().status.as_u16(), 401);
+        assert_eq!(
+            AppError::thrown(ExcType::DuplicateEntryError, "x")
+                .exc_type
+                .name(),
+            "DuplicateEntryError"
+        );
+        assert_eq!(
+            AppError::bad_input(ExcType::ValidationError, "x").status,
+            Status::BAD_REQUEST
+        );
+        assert_eq!(
+            AppError::bad_input(ExcType::JSONDecodeError, "m").summary(),
+            "json.decoder.JSONDecodeError: m"
+        );
+    }
+
+    #[test]
+    fn the_cause_chain_names_every_cause_in_order() {
+        let inner = AppError::internal("lost connection");
+        let outer = AppError::internal(inner);
+        let chain = cause_chain(std::error::Error::source(&outer).expect("source"));
+        assert_eq!(
+            chain,
+            "InternalServerError (500): Something went wrong. The error has been logged.: lost connection"
+        );
+    }
+}

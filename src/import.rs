@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 
+use anyhow::Context;
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
@@ -17,7 +18,8 @@ use crate::db::{DatabaseUrl, Db, DbConnection};
 use crate::doc::{store, Doc};
 use crate::error::{AppError, AppResult};
 use crate::frappe::meta::{ColumnKind, DocMeta, CONNECTED_APP, TOKEN_CACHE};
-use crate::secrets::KeyRing;
+use crate::secrets::vault::{self, Stored};
+use crate::secrets::{KeyRing, Vault};
 use crate::state::AppState;
 
 /// What happened to each document of one DocType.
@@ -122,18 +124,18 @@ pub async fn run(
     dry_run: bool,
     overwrite_users: bool,
     progress: bool,
-) -> Result<Report, String> {
+) -> anyhow::Result<Report> {
     let url = DatabaseUrl::parse(source_url)?;
     let source = Db::connect(&url, 2, state.settings.db_timeout)?;
     let dest = state.db.clone();
     let dest_keys = state
         .keys
         .current_ring()
-        .ok_or("the service's keys are unavailable")?;
-    actix_web::rt::task::spawn_blocking(move || {
-        let mut src = source.get().map_err(|e| e.to_string())?;
-        let mut dst = dest.get().map_err(|e| e.to_string())?;
-        import_all(
+        .context("the service's keys are unavailable")?;
+    tokio::task::spawn_blocking(move || -> anyhow::Result<Report> {
+        let mut src = source.get()?;
+        let mut dst = dest.get()?;
+        Ok(import_all(
             &mut src,
             &mut dst,
             &source_keys,
@@ -141,11 +143,10 @@ pub async fn run(
             dry_run,
             overwrite_users,
             progress,
-        )
-        .map_err(|e| e.to_string())
+        )?)
     })
     .await
-    .map_err(|e| e.to_string())?
+    .context("the import task failed")?
 }
 
 fn names(conn: &mut DbConnection, meta: &'static DocMeta) -> AppResult<Vec<String>> {
@@ -157,7 +158,7 @@ fn names(conn: &mut DbConnection, meta: &'static DocMeta) -> AppResult<Vec<Strin
             ..Default::default()
         },
     )
-    .map_err(|e| AppError::internal(&e.to_string()))?;
+    .map_err(AppError::internal)?;
     Ok(store::list(conn, meta, &q, None)?
         .into_iter()
         .map(|r| r.name)
@@ -224,7 +225,9 @@ fn import_all(
             }
             Err(why) => {
                 report.counts("User").failed += 1;
-                report.failures.push(("User".into(), name.clone(), why));
+                report
+                    .failures
+                    .push(("User".into(), name.clone(), why.to_string()));
             }
         }
     }
@@ -237,7 +240,7 @@ fn import_all(
                 report.counts(doctype).failed += 1;
                 report
                     .failures
-                    .push((doctype.into(), doc.name().to_string(), why));
+                    .push((doctype.into(), doc.name().to_string(), why.to_string()));
             }
         }
     }
@@ -268,7 +271,7 @@ fn secrets_of(
     keys: &KeyRing,
     meta: &DocMeta,
     name: &str,
-) -> Result<Vec<(&'static str, SecretString)>, String> {
+) -> Result<Vec<(&'static str, SecretString)>, Failure> {
     let mut out = Vec::new();
     for col in meta
         .parent
@@ -276,23 +279,49 @@ fn secrets_of(
         .iter()
         .filter(|c| c.kind == ColumnKind::Password)
     {
-        let stored =
-            users::auth_value(conn, meta.doctype(), name, col.name).map_err(|e| e.to_string())?;
-        if let Some((v, enc)) = stored {
-            let clear = if enc == 0 {
-                SecretString::from(v)
-            } else {
-                keys.decrypt(&v).map_err(|_| {
-                    format!(
-                        "{} does not decrypt with the site's encryption_key",
-                        col.name
-                    )
-                })?
-            };
-            out.push((col.name, clear));
+        if let Some(stored) = vault::stored(conn, meta.doctype(), name, col.name)? {
+            out.push((col.name, reveal(keys, stored, col.name)?));
         }
     }
     Ok(out)
+}
+
+/// Why one row could not be imported (the report shows it beside the row's name).
+#[derive(Debug)]
+enum Failure {
+    /// A secret of the row does not decrypt with the site's keys.
+    Undecryptable(&'static str),
+    /// The row is missing from the source database.
+    Missing,
+    Store(AppError),
+}
+
+impl From<AppError> for Failure {
+    fn from(e: AppError) -> Self {
+        Failure::Store(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Undecryptable(field) => {
+                write!(f, "{field} does not decrypt with the site's encryption_key")
+            }
+            Failure::Missing => f.write_str("the user does not exist in the source database"),
+            Failure::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+/// The cleartext of a value of the site's `__Auth`.
+fn reveal(keys: &KeyRing, stored: Stored, field: &'static str) -> Result<SecretString, Failure> {
+    if !stored.encrypted {
+        return Ok(SecretString::from(stored.value));
+    }
+    Vault::new(keys)
+        .open(&stored.value)
+        .map_err(|_| Failure::Undecryptable(field))
 }
 
 /// A comparable fingerprint of a document: every column and child row, in order.
@@ -321,11 +350,10 @@ fn import_doc(
     dst_keys: &KeyRing,
     doc: &Doc,
     dry_run: bool,
-) -> Result<Outcome, String> {
-    let _ = src;
+) -> Result<Outcome, Failure> {
     let meta = doc.meta;
     let secrets = secrets_of(src, src_keys, meta, doc.name())?;
-    let existing = store::load(dst, meta, doc.name()).map_err(|e| e.to_string())?;
+    let existing = store::load(dst, meta, doc.name())?;
     let outcome = match &existing {
         None => Outcome::Created,
         Some(old) => {
@@ -351,18 +379,16 @@ fn import_doc(
         }
         store::insert(conn, &fresh)?;
         for (field, clear) in &secrets {
-            users::set_auth_value(
+            Vault::new(dst_keys).write(
                 conn,
                 meta.doctype(),
                 doc.name(),
                 field,
-                &dst_keys.encrypt(clear.expose_secret()),
-                true,
+                clear.expose_secret(),
             )?;
         }
         Ok(())
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     Ok(outcome)
 }
 
@@ -424,37 +450,24 @@ fn import_user(
     name: &str,
     dry_run: bool,
     overwrite: bool,
-) -> Result<Outcome, String> {
-    let Some(u) = load_user(src, name).map_err(|e| e.to_string())? else {
-        return Err("the user does not exist in the source database".into());
+) -> Result<Outcome, Failure> {
+    let Some(u) = load_user(src, name)? else {
+        return Err(Failure::Missing);
     };
-    let src_roles = roles(src, name).map_err(|e| e.to_string())?;
-    let password = users::auth_value(src, "User", name, "password").map_err(|e| e.to_string())?;
-    let api_secret =
-        match users::auth_value(src, "User", name, "api_secret").map_err(|e| e.to_string())? {
-            Some((v, 1)) => Some(src_keys.decrypt(&v).map_err(|_| {
-                "api_secret does not decrypt with the site's encryption_key".to_string()
-            })?),
-            Some((v, _)) => Some(SecretString::from(v)),
-            None => None,
-        };
-    let existing = load_user(dst, name).map_err(|e| e.to_string())?;
+    let src_roles = roles(src, name)?;
+    let password = vault::stored(src, "User", name, "password")?;
+    let api_secret = vault::stored(src, "User", name, "api_secret")?
+        .map(|s| reveal(src_keys, s, "api_secret"))
+        .transpose()?;
+    let existing = load_user(dst, name)?;
     let outcome = match &existing {
         None => Outcome::Created,
         Some(old) => {
-            let old_roles = roles(dst, name).map_err(|e| e.to_string())?;
-            let old_pw =
-                users::auth_value(dst, "User", name, "password").map_err(|e| e.to_string())?;
-            let old_secret = match users::auth_value(dst, "User", name, "api_secret")
-                .map_err(|e| e.to_string())?
-            {
-                Some((v, 1)) => dst_keys
-                    .decrypt(&v)
-                    .ok()
-                    .map(|s| s.expose_secret().to_string()),
-                Some((v, _)) => Some(v),
-                None => None,
-            };
+            let old_roles = roles(dst, name)?;
+            let old_pw = vault::stored(dst, "User", name, "password")?;
+            let old_secret = vault::stored(dst, "User", name, "api_secret")?
+                .and_then(|s| reveal(dst_keys, s, "api_secret").ok())
+                .map(|s| s.expose_secret().to_string());
             let same_secret =
                 old_secret.as_deref() == api_secret.as_ref().map(|s| s.expose_secret());
             if *old == u && old_roles == src_roles && old_pw == password && same_secret {
@@ -532,23 +545,29 @@ fn import_user(
                 ))
                 .execute(conn)?;
         }
-        users::delete_auth_value(conn, "User", name, "password")?;
-        if let Some((hash, enc)) = &password {
-            users::set_auth_value(conn, "User", name, "password", hash, *enc != 0)?;
+        vault::remove(conn, "User", name, "password")?;
+        if let Some(stored) = &password {
+            // A login password is a hash; Frappe never encrypts it, and one that is cannot
+            // be re-keyed here (the site's key is not the service's).
+            if stored.encrypted {
+                let clear = reveal(src_keys, stored.clone(), "password")
+                    .map_err(|e| AppError::validation(e.to_string()))?;
+                Vault::new(dst_keys).write(
+                    conn,
+                    "User",
+                    name,
+                    "password",
+                    clear.expose_secret(),
+                )?;
+            } else {
+                vault::write_hash(conn, "User", name, "password", &stored.value)?;
+            }
         }
-        users::delete_auth_value(conn, "User", name, "api_secret")?;
+        vault::remove(conn, "User", name, "api_secret")?;
         if let Some(s) = &api_secret {
-            users::set_auth_value(
-                conn,
-                "User",
-                name,
-                "api_secret",
-                &dst_keys.encrypt(s.expose_secret()),
-                true,
-            )?;
+            Vault::new(dst_keys).write(conn, "User", name, "api_secret", s.expose_secret())?;
         }
         Ok(())
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     Ok(outcome)
 }

@@ -17,7 +17,7 @@ fn main() -> std::process::ExitCode {
     let settings = match cli.global.settings(&server) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             return std::process::ExitCode::from(2);
         }
     };
@@ -27,7 +27,7 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -5,6 +5,7 @@ use std::net::TcpListener;
 
 use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
+use anyhow::{bail, Context};
 
 use crate::auth::{store as users, ADMINISTRATOR, GUEST, SYSTEM_MANAGER};
 use crate::configuration::{Settings, SiteConfig};
@@ -24,12 +25,12 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: Settings) -> Result<Application, String> {
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let state = build_state(settings).await?;
         let generated_admin_password = bootstrap_users(&state).await?;
         let listener = TcpListener::bind(&state.settings.bind)
-            .map_err(|e| format!("cannot listen on {}: {e}", state.settings.bind))?;
-        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+            .with_context(|| format!("cannot listen on {}", state.settings.bind))?;
+        let port = listener.local_addr()?.port();
         let data = web::Data::new(state);
         let server = run(listener, data.clone())?;
         Ok(Application {
@@ -80,41 +81,38 @@ fn absolute(path: &std::path::Path) -> String {
 }
 
 /// Opens the database (migrating it when asked), loads keys and builds the shared state.
-pub async fn build_state(mut settings: Settings) -> Result<AppState, String> {
+pub async fn build_state(mut settings: Settings) -> anyhow::Result<AppState> {
     let url = DatabaseUrl::parse(&settings.database_url)?;
     if settings.create_database {
         let url2 = url.clone();
-        let created = actix_web::rt::task::spawn_blocking(move || {
-            crate::db::create_database_if_missing(&url2)
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+        let created =
+            tokio::task::spawn_blocking(move || crate::db::create_database_if_missing(&url2))
+                .await??;
         if created {
             tracing::info!(database = %url.redacted(), "created the database");
         }
     } else {
         let url2 = url.clone();
-        let exists = actix_web::rt::task::spawn_blocking(move || crate::db::database_exists(&url2))
-            .await
-            .map_err(|e| e.to_string())??;
+        let exists =
+            tokio::task::spawn_blocking(move || crate::db::database_exists(&url2)).await??;
         if !exists {
             let looked_at = match url.sqlite_path() {
                 Some(p) => format!("the SQLite file {}", absolute(std::path::Path::new(p))),
                 None => format!("the MariaDB database {}", url.redacted()),
             };
-            return Err(format!(
+            bail!(
                 "no database: looked for {looked_at} (--database-url, DATABASE_URL or the config file's database_url; \
                  default sqlite://data/connected-apps.sqlite, relative to the current directory). \
                  Run this command where `serve` runs, or point it at the service's database; \
                  `connected-apps migrate` creates a new one"
-            ));
+            );
         }
         if !settings.create_site_config && !settings.site_config.exists() {
-            return Err(format!(
+            bail!(
                 "no site config: looked for {} (--site-config, CONNECTED_APPS_SITE_CONFIG or the config file's site_config; \
                  default data/site_config.json, relative to the current directory)",
                 absolute(&settings.site_config)
-            ));
+            );
         }
     }
     let db = Db::connect_with(
@@ -128,20 +126,17 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, String> {
     .with_inline_reads(settings.inline_reads);
     if settings.auto_migrate {
         let db2 = db.clone();
-        actix_web::rt::task::spawn_blocking(move || db2.migrate())
-            .await
-            .map_err(|e| e.to_string())??;
+        tokio::task::spawn_blocking(move || db2.migrate()).await??;
     }
     let site = SiteConfig::load(&settings.site_config, settings.create_site_config)?;
     let ring = KeyRing::with_fallbacks(&site.encryption_key, &site.previous_encryption_keys)
-        .map_err(|e| format!("{}: {e}", settings.site_config.display()))?;
+        .with_context(|| settings.site_config.display().to_string())?;
     let tz_name = match &settings.time_zone {
         Some(tz) => tz.clone(),
         None => {
             let db2 = db.clone();
-            actix_web::rt::task::spawn_blocking(move || site_time_zone(&db2))
-                .await
-                .map_err(|e| e.to_string())?
+            tokio::task::spawn_blocking(move || site_time_zone(&db2))
+                .await?
                 .unwrap_or_else(|| "UTC".to_string())
         }
     };
@@ -163,13 +158,12 @@ pub async fn build_state(mut settings: Settings) -> Result<AppState, String> {
             .unwrap_or_else(|| settings.public_url.clone())
     };
     let public_url = public_url.trim_end_matches('/').to_string();
-    url::Url::parse(&public_url).map_err(|e| format!("public URL {public_url:?}: {e}"))?;
+    url::Url::parse(&public_url).with_context(|| format!("public URL {public_url:?}"))?;
     let http = crate::oauth::client::build_http_client(
         settings.http_connect_timeout,
         settings.http_timeout,
         &settings.outbound_allow,
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let metrics = crate::metrics::Metrics::new(settings.db_pool_size);
     let login = crate::auth::throttle::LoginLimits::new(&settings);
     Ok(AppState {
@@ -207,13 +201,13 @@ fn site_time_zone(db: &Db) -> Option<String> {
 
 /// On an empty database: creates Administrator (System Manager) and Guest. Returns the
 /// generated Administrator password when one had to be made up.
-pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String> {
+pub async fn bootstrap_users(state: &AppState) -> anyhow::Result<Option<String>> {
     let given = state.settings.admin_password.clone();
     let now = state.clock.now();
     // Instances starting together on an empty database may race here: the loser of a
     // conflict runs again (`Db::write`), and a user another instance created first counts.
     let created_by_other = |e: &crate::error::AppError, conn: &mut DbConnection, name: &str| {
-        e.status == actix_web::http::StatusCode::CONFLICT
+        e.status == crate::error::Status::CONFLICT
             && users::find_user(conn, name).ok().flatten().is_some()
     };
     state
@@ -267,10 +261,10 @@ pub async fn bootstrap_users(state: &AppState) -> Result<Option<String>, String>
             Ok(generated)
         })
         .await
-        .map_err(|e| format!("cannot create the first users: {e}"))
+        .context("cannot create the first users")
 }
 
-fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, String> {
+fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let workers = state.settings.workers.max(1);
     let body_limit = state.settings.body_limit;
     let server = HttpServer::new(move || {
@@ -287,7 +281,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> Result<Server, Stri
     .workers(workers)
     .shutdown_timeout(20)
     .listen(listener)
-    .map_err(|e| e.to_string())?
+    .context("cannot listen")?
     .run();
     Ok(server)
 }

@@ -269,7 +269,7 @@ pub async fn page_token(state: &AppState, user: &CurrentUser) -> Option<String> 
     match result {
         Ok(t) => t,
         Err(e) => {
-            tracing::warn!(error = %e, "could not store the session's CSRF token");
+            tracing::warn!(error = %crate::error::cause_chain(&e), "could not store the session's CSRF token");
             None
         }
     }

@@ -232,11 +232,11 @@ async fn authenticate_api_key(
         })
         .await??;
     let verified = match &found {
-        Some((_, enabled, Some(enc), _)) if *enabled != 0 => {
-            st.keys.decrypt(enc).is_ok_and(|stored| {
+        Some((_, enabled, Some(enc), _)) if *enabled != 0 => crate::secrets::Vault::new(&st.keys)
+            .open(enc)
+            .is_ok_and(|stored| {
                 bool::from(stored.expose_secret().as_bytes().ct_eq(secret.as_bytes()))
-            })
-        }
+            }),
         _ => false,
     };
     let Some((name, _, _, roles)) = found.filter(|_| verified) else {

@@ -3,9 +3,10 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{auth, has_role, sessions, user};
+use crate::db::schema::{has_role, sessions, user};
 use crate::db::DbConnection;
 use crate::error::AppResult;
+use crate::secrets::vault::{self, Sealed};
 
 /// A user row with what authentication needs.
 #[derive(Debug, Clone, Queryable)]
@@ -75,72 +76,8 @@ pub fn user_by_api_key(
     let Some((name, enabled)) = row else {
         return Ok(None);
     };
-    let secret = auth_value(conn, "User", &name, "api_secret")?.map(|(v, _)| v);
+    let secret = vault::stored(conn, "User", &name, "api_secret")?.map(|s| s.value);
     Ok(Some((name, enabled, secret)))
-}
-
-/// A row of `__Auth`: the stored value and whether it is encrypted.
-pub fn auth_value(
-    conn: &mut DbConnection,
-    doctype: &str,
-    name: &str,
-    field: &str,
-) -> AppResult<Option<(String, i32)>> {
-    Ok(auth::table
-        .filter(auth::doctype.eq(doctype))
-        .filter(auth::name.eq(name))
-        .filter(auth::fieldname.eq(field))
-        .select((auth::password, auth::encrypted))
-        .first(conn)
-        .optional()?)
-}
-
-/// Inserts or replaces a row of `__Auth`.
-pub fn set_auth_value(
-    conn: &mut DbConnection,
-    doctype: &str,
-    name: &str,
-    field: &str,
-    value: &str,
-    encrypted: bool,
-) -> AppResult<()> {
-    let enc = i32::from(encrypted);
-    let updated = diesel::update(
-        auth::table
-            .filter(auth::doctype.eq(doctype))
-            .filter(auth::name.eq(name))
-            .filter(auth::fieldname.eq(field)),
-    )
-    .set((auth::password.eq(value), auth::encrypted.eq(enc)))
-    .execute(conn)?;
-    if updated == 0 {
-        diesel::insert_into(auth::table)
-            .values((
-                auth::doctype.eq(doctype),
-                auth::name.eq(name),
-                auth::fieldname.eq(field),
-                auth::password.eq(value),
-                auth::encrypted.eq(enc),
-            ))
-            .execute(conn)?;
-    }
-    Ok(())
-}
-
-pub fn delete_auth_value(
-    conn: &mut DbConnection,
-    doctype: &str,
-    name: &str,
-    field: &str,
-) -> AppResult<()> {
-    diesel::delete(
-        auth::table
-            .filter(auth::doctype.eq(doctype))
-            .filter(auth::name.eq(name))
-            .filter(auth::fieldname.eq(field)),
-    )
-    .execute(conn)?;
-    Ok(())
 }
 
 /// What `user add` creates.
@@ -211,7 +148,7 @@ pub fn create_user(conn: &mut DbConnection, u: &NewUser) -> AppResult<()> {
                 .execute(conn)?;
         }
         if let Some(hash) = &u.password_hash {
-            set_auth_value(conn, "User", u.email, "password", hash, false)?;
+            vault::write_hash(conn, "User", u.email, "password", hash)?;
         }
         Ok(())
     })
@@ -222,7 +159,7 @@ pub fn set_api_key(
     conn: &mut DbConnection,
     name: &str,
     api_key: &str,
-    encrypted_secret: &str,
+    encrypted_secret: &Sealed,
     masked: &str,
     now: NaiveDateTime,
 ) -> AppResult<usize> {
@@ -235,7 +172,7 @@ pub fn set_api_key(
             ))
             .execute(conn)?;
         if n > 0 {
-            set_auth_value(conn, "User", name, "api_secret", encrypted_secret, true)?;
+            vault::write_sealed(conn, "User", name, "api_secret", encrypted_secret)?;
         }
         Ok(n)
     })

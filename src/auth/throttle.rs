@@ -461,8 +461,7 @@ impl Queued<'_> {
 /// 429 as Frappe's rate limiter answers.
 pub fn too_many_requests() -> AppError {
     AppError::thrown(
-        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
-        "TooManyRequestsError",
+        crate::error::ExcType::TooManyRequestsError,
         "You hit the rate limit because of too many requests. Please try after sometime.",
     )
 }

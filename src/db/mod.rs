@@ -1,12 +1,14 @@
 //! Storage: one connection type over MariaDB and SQLite, its r2d2 pool, migrations, and the
 //! helper that runs blocking diesel work off the async workers.
 
+mod failure;
 pub mod schema;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{anyhow, bail, Context};
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{self, CustomizeConnection, ManageConnection};
 use diesel::{Connection, MysqlConnection, SqliteConnection};
@@ -50,10 +52,10 @@ impl std::fmt::Debug for DatabaseUrl {
 
 impl DatabaseUrl {
     /// `mysql://…` (also `mariadb://…`) is MariaDB; `sqlite://path`, `sqlite:path` or a plain path is SQLite.
-    pub fn parse(url: &str) -> Result<Self, String> {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
         let url = url.trim();
         if url.is_empty() {
-            return Err("the database URL is empty".into());
+            bail!("the database URL is empty");
         }
         if let Some(rest) = url.strip_prefix("mariadb://") {
             return Ok(Self {
@@ -72,10 +74,10 @@ impl DatabaseUrl {
             .or_else(|| url.strip_prefix("sqlite:"))
             .unwrap_or(url);
         if path.contains("://") {
-            return Err(format!(
+            bail!(
                 "unsupported database URL scheme in {:?}; use mysql:// or sqlite://",
                 redact_url(url)
-            ));
+            );
         }
         Ok(Self {
             backend: Backend::Sqlite,
@@ -352,31 +354,36 @@ impl std::fmt::Debug for Db {
 
 /// Whether `url`'s database exists (SQLite: the file; MariaDB: the server knows the database).
 /// `Err` when the MariaDB server cannot be reached at all.
-pub fn database_exists(url: &DatabaseUrl) -> Result<bool, String> {
+pub fn database_exists(url: &DatabaseUrl) -> anyhow::Result<bool> {
+    probe(url).with_context(|| format!("cannot connect to {}", url.redacted()))
+}
+
+/// [`database_exists`] with the driver's own error.
+fn probe(url: &DatabaseUrl) -> Result<bool, diesel::ConnectionError> {
     match url.backend {
         Backend::Sqlite => Ok(std::path::Path::new(&url.target).exists()),
         Backend::Mysql => match MysqlConnection::establish(&url.target) {
             Ok(_) => Ok(true),
             // ER_BAD_DB_ERROR: "Unknown database 'x'"
             Err(e) if e.to_string().contains("Unknown database") => Ok(false),
-            Err(e) => Err(format!("cannot connect to {}: {e}", url.redacted())),
+            Err(e) => Err(e),
         },
     }
 }
 
 /// The name of a MariaDB URL's database and the URL of its server (no database).
-fn mysql_server_and_name(url: &DatabaseUrl) -> Result<(String, String), String> {
-    let mut u = url::Url::parse(&url.target).map_err(|e| format!("{}: {e}", url.redacted()))?;
+fn mysql_server_and_name(url: &DatabaseUrl) -> anyhow::Result<(String, String)> {
+    let mut u = url::Url::parse(&url.target).with_context(|| url.redacted())?;
     let name = u.path().trim_start_matches('/').to_string();
     if name.is_empty() {
-        return Err(format!("{} names no database", url.redacted()));
+        bail!("{} names no database", url.redacted());
     }
     u.set_path("");
     Ok((u.to_string(), name))
 }
 
 /// The statement that creates a MariaDB URL's database as Frappe creates its sites'.
-pub fn create_database_sql(url: &DatabaseUrl) -> Result<String, String> {
+pub fn create_database_sql(url: &DatabaseUrl) -> anyhow::Result<String> {
     let (_, name) = mysql_server_and_name(url)?;
     Ok(format!(
         "CREATE DATABASE `{}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
@@ -386,29 +393,30 @@ pub fn create_database_sql(url: &DatabaseUrl) -> Result<String, String> {
 
 /// Creates the MariaDB database of `url` when the server does not have it yet; returns
 /// whether it did. SQLite files are created by [`Db::connect`].
-pub fn create_database_if_missing(url: &DatabaseUrl) -> Result<bool, String> {
+pub fn create_database_if_missing(url: &DatabaseUrl) -> anyhow::Result<bool> {
     if url.backend != Backend::Mysql {
         return Ok(false);
     }
-    match database_exists(url) {
+    match probe(url) {
         Ok(true) => return Ok(false),
         Ok(false) => {}
         // ER_DBACCESS_DENIED_ERROR: a user without rights on the database is told so whether
         // it exists or not.
-        Err(e) if e.contains("to database") => {
+        Err(e) if e.to_string().contains("to database") => {
             let sql = create_database_sql(url)?;
-            return Err(format!(
-                "{e}; if the database does not exist yet, create it as an administrator with: {sql}; and grant this user ALL on it"
-            ));
+            bail!(
+                "cannot connect to {}: {e}; if the database does not exist yet, create it as an administrator with: {sql}; and grant this user ALL on it",
+                url.redacted()
+            );
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(anyhow!(e).context(format!("cannot connect to {}", url.redacted()))),
     }
     let (server, _) = mysql_server_and_name(url)?;
     let sql = create_database_sql(url)?;
     let mut conn = MysqlConnection::establish(&server)
-        .map_err(|e| format!("cannot connect to {}: {e}", redact_url(&server)))?;
+        .with_context(|| format!("cannot connect to {}", redact_url(&server)))?;
     conn.batch_execute(&sql).map_err(|e| {
-        format!(
+        anyhow!(
             "the database of {} does not exist and could not be created ({e}); create it with: {sql};",
             url.redacted()
         )
@@ -418,12 +426,12 @@ pub fn create_database_if_missing(url: &DatabaseUrl) -> Result<bool, String> {
 
 impl Db {
     /// Opens a pool. SQLite files and their folder are created when missing.
-    pub fn connect(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> Result<Db, String> {
+    pub fn connect(url: &DatabaseUrl, max_size: u32, timeout: Duration) -> anyhow::Result<Db> {
         Self::connect_with(url, DbOptions::new(max_size, timeout))
     }
 
     /// Opens a pool with every option.
-    pub fn connect_with(url: &DatabaseUrl, options: DbOptions) -> Result<Db, String> {
+    pub fn connect_with(url: &DatabaseUrl, options: DbOptions) -> anyhow::Result<Db> {
         let DbOptions {
             max_size,
             timeout,
@@ -434,7 +442,7 @@ impl Db {
             if let Some(dir) = std::path::Path::new(path).parent() {
                 if !dir.as_os_str().is_empty() {
                     std::fs::create_dir_all(dir)
-                        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                        .with_context(|| format!("cannot create {}", dir.display()))?;
                 }
             }
         }
@@ -450,7 +458,7 @@ impl Db {
             .test_on_check_out(false)
             .connection_customizer(Box::new(Customizer { sync_wait }))
             .build(manager)
-            .map_err(|e| format!("cannot connect to {}: {e}", url.redacted()))?;
+            .with_context(|| format!("cannot connect to {}", url.redacted()))?;
         Ok(Db {
             pool,
             backend: url.backend,
@@ -464,7 +472,7 @@ impl Db {
     /// tested (a broken one is dropped and the next one tried).
     pub fn get(&self) -> Result<PooledConnection, AppError> {
         loop {
-            let conn = self.pool.get().map_err(|e| AppError::unavailable(&e))?;
+            let conn = self.pool.get().map_err(AppError::unavailable)?;
             if let Some(conn) = self.checked(conn) {
                 return Ok(conn);
             }
@@ -547,7 +555,7 @@ impl Db {
     {
         let db = self.clone();
         let span = tracing::Span::current();
-        actix_web::rt::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             db.use_connection(db.get()?, f)
         })
@@ -572,7 +580,7 @@ impl Db {
     {
         let db = self.clone();
         let span = tracing::Span::current();
-        actix_web::rt::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
             let mut conflicts = 0;
             let mut lost = 0;
@@ -613,11 +621,8 @@ impl Db {
     /// Applies pending migrations of this backend. Several instances starting at once on
     /// one database (through one server or several nodes of a cluster) take turns: one
     /// applies, the others wait for it and then find nothing left to apply.
-    pub fn migrate(&self) -> Result<Vec<String>, String> {
-        let mut conn = self
-            .pool
-            .get()
-            .map_err(|e| format!("cannot connect: {e}"))?;
+    pub fn migrate(&self) -> anyhow::Result<Vec<String>> {
+        let mut conn = self.pool.get().context("cannot connect")?;
         let lock = MigrationLock::take(&mut conn)?;
         let result = run_migrations(&mut conn);
         lock.release(&mut conn);
@@ -645,13 +650,13 @@ struct MigrationLock {
 impl MigrationLock {
     const STALE_SECS: i64 = 600;
 
-    fn take(conn: &mut DbConnection) -> Result<MigrationLock, String> {
+    fn take(conn: &mut DbConnection) -> anyhow::Result<MigrationLock> {
         use diesel::sql_types::{BigInt, Text};
         use diesel::RunQueryDsl;
         conn.batch_execute(
             "CREATE TABLE IF NOT EXISTS ca_migration_lock (id INT NOT NULL PRIMARY KEY, holder VARCHAR(64) NOT NULL, since BIGINT NOT NULL)",
         )
-        .map_err(|e| format!("cannot create the migration lock: {e}"))?;
+        .context("cannot create the migration lock")?;
         let holder = uuid::Uuid::new_v4().to_string();
         let started = std::time::Instant::now();
         let mut waited = false;
@@ -676,7 +681,7 @@ impl MigrationLock {
                 waited = true;
             }
             if started.elapsed() > Duration::from_secs(Self::STALE_SECS as u64 + 60) {
-                return Err("another instance holds the migration lock (ca_migration_lock) and does not finish".into());
+                bail!("another instance holds the migration lock (ca_migration_lock) and does not finish");
             }
             std::thread::sleep(Duration::from_millis(200));
         }
@@ -691,19 +696,13 @@ impl MigrationLock {
     }
 }
 
-fn run_migrations(conn: &mut DbConnection) -> Result<Vec<String>, String> {
+fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
     let applied = match conn {
         DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL_MIGRATIONS),
         DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
     }
-    .map_err(|e| format!("migration failed: {e}"))?;
+    .map_err(|e| anyhow!(e).context("migration failed"))?;
     Ok(applied.into_iter().map(|v| v.to_string()).collect())
-}
-
-impl From<diesel::result::Error> for AppError {
-    fn from(e: diesel::result::Error) -> Self {
-        AppError::database(&e)
-    }
 }
 
 /// A transaction that writes. On SQLite it takes the write lock when it begins

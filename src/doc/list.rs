@@ -30,11 +30,9 @@ pub fn parse(meta: &'static DocMeta, args: &Map<String, Value>) -> AppResult<Lis
 
 pub fn query_error(e: ListQueryError) -> AppError {
     match e {
-        ListQueryError::FieldNotPermitted(_) => AppError::thrown(
-            actix_web::http::StatusCode::EXPECTATION_FAILED,
-            "DataError",
-            e.to_string(),
-        ),
+        ListQueryError::FieldNotPermitted(_) => {
+            AppError::thrown(crate::error::ExcType::DataError, e.to_string())
+        }
         ListQueryError::Invalid(m) => AppError::validation(m),
     }
 }

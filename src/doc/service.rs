@@ -10,10 +10,10 @@ use super::{ChildRow, Doc, Row, SecretChange, STANDARD};
 use crate::auth::store as users;
 use crate::auth::CurrentUser;
 use crate::db::DbConnection;
-use crate::error::{AppError, AppResult, ServerMessage};
+use crate::error::{AppError, AppResult, ExcType, ServerMessage};
 use crate::frappe::meta::{ColumnKind, DocMeta, CONNECTED_APP, TOKEN_CACHE};
 use crate::frappe::{random_name, time};
-use crate::secrets;
+use crate::secrets::{self, vault, Vault};
 use crate::state::{AppState, SharedState};
 
 /// The callback path every Connected App's redirect URI ends with.
@@ -422,20 +422,13 @@ fn apply_secrets(
             SecretChange::Keep => {}
             SecretChange::Remove => {
                 doc.row.set(field, Value::String(String::new()));
-                users::delete_auth_value(conn, doctype, &doc.row.name, field)?;
+                vault::remove(conn, doctype, &doc.row.name, field)?;
             }
             SecretChange::Set(v) => {
                 let clear = v.expose_secret();
                 doc.row
                     .set(field, Value::String(secrets::mask_secret(clear)));
-                users::set_auth_value(
-                    conn,
-                    doctype,
-                    &doc.row.name,
-                    field,
-                    &state.keys.encrypt(clear),
-                    true,
-                )?;
+                Vault::new(&state.keys).write(conn, doctype, &doc.row.name, field, clear)?;
             }
         }
     }
@@ -517,8 +510,7 @@ pub async fn create(
 
 fn duplicate(meta: &DocMeta, name: &str) -> AppError {
     let mut e = AppError::thrown(
-        actix_web::http::StatusCode::CONFLICT,
-        "DuplicateEntryError",
+        ExcType::DuplicateEntryError,
         format!("{} {} already exists", meta.doctype(), name),
     );
     e.exception = Some(format!(
@@ -583,8 +575,7 @@ pub fn check_modified(doc: &Doc, sent: Option<&Value>, now: NaiveDateTime) -> Ap
         return Ok(());
     }
     Err(AppError::thrown(
-        actix_web::http::StatusCode::EXPECTATION_FAILED,
-        "TimestampMismatchError",
+        ExcType::TimestampMismatchError,
         format!(
             "Error: Document has been modified after you have opened it ({}, {}). Please refresh to get the latest document.",
             time::format(&stored),
@@ -722,8 +713,7 @@ pub async fn delete(
                     let linked = store::linked_token_caches(conn, doc.name())?;
                     if let Some(first) = linked.first() {
                         return Err(AppError::thrown(
-                            actix_web::http::StatusCode::EXPECTATION_FAILED,
-                            "LinkExistsError",
+                            ExcType::LinkExistsError,
                             format!(
                                 "Cannot delete or cancel because Connected App <a href=\"/app/Form/Connected App/{0}\">{0}</a> is linked with Token Cache <a href=\"/app/Form/Token Cache/{1}\">{1}</a> ",
                                 doc.name(),

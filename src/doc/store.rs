@@ -250,7 +250,7 @@ pub fn update(conn: &mut DbConnection, doc: &Doc, replaced_tables: &[&str]) -> A
     };
     if update_row_if(conn, doc.meta.parent, &doc.row, expected)? == 0 {
         if expected.is_some() {
-            return Err(AppError::conflict(&format_args!(
+            return Err(AppError::conflict(format!(
                 "{} {} changed since it was read",
                 doc.meta.doctype(),
                 doc.row.name
@@ -331,10 +331,7 @@ pub fn delete(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<
         .bind_text(meta.doctype())
         .run(conn)?;
     }
-    Sql::new("DELETE FROM `__Auth` WHERE `doctype` = ? AND `name` = ?".to_string())
-        .bind_text(meta.doctype())
-        .bind_text(name)
-        .run(conn)?;
+    crate::secrets::vault::remove_all(conn, meta.doctype(), name)?;
     Ok(n)
 }
 

@@ -5,7 +5,7 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::HttpRequest;
 use serde_json::{Map, Value};
 
-use crate::error::AppError;
+use crate::error::{AppError, ExcType, Status};
 
 /// The merged arguments of one request.
 #[derive(Debug, Default, Clone)]
@@ -66,7 +66,10 @@ impl Args {
         match self.get(key) {
             None => Err(missing_argument(function, key)),
             Some(_) => self.str(key).ok_or_else(|| {
-                AppError::bad_input("TypeError", format!("Argument {key} must be a string."))
+                AppError::bad_input(
+                    ExcType::TypeError,
+                    format!("Argument {key} must be a string."),
+                )
             }),
         }
     }
@@ -86,7 +89,7 @@ impl Args {
             None => Ok(None),
             Some(Value::Object(m)) => Ok(Some(m)),
             Some(_) => Err(AppError::bad_input(
-                "TypeError",
+                ExcType::TypeError,
                 format!("Argument {key} must be a JSON object."),
             )),
         }
@@ -96,7 +99,7 @@ impl Args {
 /// 4xx for a missing function argument, in Frappe's TypeError wording.
 pub fn missing_argument(function: &str, key: &str) -> AppError {
     AppError::bad_input(
-        "TypeError",
+        ExcType::TypeError,
         format!("{function}() missing 1 required positional argument: '{key}'"),
     )
 }
@@ -105,7 +108,7 @@ pub fn missing_argument(function: &str, key: &str) -> AppError {
 pub fn parse_json(bytes: &[u8]) -> Result<Value, AppError> {
     serde_json::from_slice(bytes).map_err(|e| {
         AppError::bad_input(
-            "JSONDecodeError",
+            ExcType::JSONDecodeError,
             format!("Expecting value: line {} column {}", e.line(), e.column()),
         )
     })
@@ -132,16 +135,16 @@ fn body_kind(req: &HttpRequest, body: &[u8]) -> Result<BodyKind, AppError> {
         // Never JSON: a `text/plain` form that submits itself is how another site forges a
         // JSON body (Frappe does not read it as JSON either).
         Err(AppError::thrown(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "ValidationError",
+            ExcType::ValidationError,
             "A text/plain body is not read: send JSON (application/json) or a URL-encoded form.",
-        ))
+        )
+        .with_status(Status::UNSUPPORTED_MEDIA_TYPE))
     } else {
         Err(AppError::thrown(
-            actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "ValidationError",
+            ExcType::ValidationError,
             "Unsupported content type: send JSON or a URL-encoded form.",
-        ))
+        )
+        .with_status(Status::UNSUPPORTED_MEDIA_TYPE))
     }
 }
 
@@ -149,7 +152,7 @@ fn body_kind(req: &HttpRequest, body: &[u8]) -> Result<BodyKind, AppError> {
 pub fn form_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, AppError> {
     if std::str::from_utf8(bytes).is_err() {
         return Err(AppError::bad_input(
-            "ValidationError",
+            ExcType::ValidationError,
             "The request is not valid UTF-8.",
         ));
     }
@@ -157,7 +160,7 @@ pub fn form_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, AppError> {
     for (k, v) in url::form_urlencoded::parse(bytes) {
         if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
             return Err(AppError::bad_input(
-                "ValidationError",
+                ExcType::ValidationError,
                 "The request is not valid UTF-8.",
             ));
         }

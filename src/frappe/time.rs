@@ -5,6 +5,11 @@ use chrono_tz::Tz;
 
 pub const FORMAT: &str = "%Y-%m-%d %H:%M:%S%.6f";
 
+/// A time zone name that is not an IANA zone.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown time zone {0:?}")]
+pub struct UnknownTimeZone(pub String);
+
 /// Turns instants into the site's local time and back.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
@@ -17,10 +22,10 @@ impl Clock {
     }
 
     /// Parses an IANA zone name (`Asia/Kolkata`).
-    pub fn from_name(name: &str) -> Result<Self, String> {
+    pub fn from_name(name: &str) -> Result<Self, UnknownTimeZone> {
         name.parse::<Tz>()
             .map(Self::new)
-            .map_err(|_| format!("unknown time zone {name:?}"))
+            .map_err(|_| UnknownTimeZone(name.to_string()))
     }
 
     /// Now, as a naive local timestamp with microseconds (what Frappe stores).

@@ -15,14 +15,13 @@ use crate::auth::CurrentUser;
 use crate::db::DbConnection;
 use crate::doc::service::{self, Perm, StatePtr};
 use crate::doc::{store, ChildRow, Doc, Row};
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, ExcType, Status};
 use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
 use crate::frappe::{random_name, time};
 use crate::metrics::{Outcome, RefreshFailure};
+use crate::secrets::vault::{Sealed, Stored};
+use crate::secrets::Vault;
 use crate::state::{AppState, SharedState};
-
-const EXPECTATION_FAILED: actix_web::http::StatusCode =
-    actix_web::http::StatusCode::EXPECTATION_FAILED;
 
 pub fn limits(state: &AppState) -> ClientLimits {
     ClientLimits {
@@ -38,10 +37,7 @@ pub fn secret_of(
     name: &str,
     field: &str,
 ) -> AppResult<Option<SecretString>> {
-    let Some((stored, encrypted)) = users::auth_value(conn, doctype, name, field)? else {
-        return Ok(None);
-    };
-    reveal(state, doctype, name, field, stored, encrypted != 0).map(Some)
+    Vault::new(&state.keys).read(conn, doctype, name, field)
 }
 
 /// The cleartext of a stored `__Auth` value.
@@ -53,14 +49,15 @@ fn reveal(
     stored: String,
     encrypted: bool,
 ) -> AppResult<SecretString> {
-    if !encrypted {
-        return Ok(SecretString::from(stored));
-    }
-    state.keys.decrypt(&stored).map_err(|_| {
-        AppError::validation(format!(
-            "The stored {field} of {doctype} {name} cannot be decrypted with this site's key."
-        ))
-    })
+    Vault::new(&state.keys).reveal(
+        doctype,
+        name,
+        field,
+        Stored {
+            value: stored,
+            encrypted,
+        },
+    )
 }
 
 /// What the provider client needs from a Connected App.
@@ -104,18 +101,16 @@ pub fn provider_error(e: &OAuthError) -> AppError {
         OAuthError::Unreachable { .. }
         | OAuthError::Timeout { .. }
         | OAuthError::Refused { .. } => AppError::thrown(
-            actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-            "ServiceUnavailableError",
+            ExcType::ServiceUnavailableError,
             "The OAuth provider could not be reached or did not answer in time.",
         ),
         OAuthError::Provider { status, .. } if *status >= 500 => AppError::thrown(
-            actix_web::http::StatusCode::BAD_GATEWAY,
-            "OAuthProviderError",
+            ExcType::OAuthProviderError,
             format!("The OAuth provider failed: {e}"),
-        ),
+        )
+        .with_status(Status::BAD_GATEWAY),
         _ => AppError::thrown(
-            EXPECTATION_FAILED,
-            "OAuthProviderError",
+            ExcType::OAuthProviderError,
             format!("The OAuth provider refused the request: {e}"),
         ),
     }
@@ -217,7 +212,9 @@ pub async fn initiate(
                 ts.token_cache = name.clone();
                 ts.code_verifier = pkce
                     .as_ref()
-                    .map(|p| state.keys.encrypt(p.verifier.expose_secret()));
+                    .map(|p| Vault::new(&state.keys).seal(p.verifier.expose_secret()))
+                    .transpose()?
+                    .map(Sealed::into_string);
                 ts.state_expires_at = Some(
                     now + chrono::Duration::seconds(state.settings.state_ttl.as_secs() as i64),
                 );
@@ -279,7 +276,7 @@ pub async fn callback(
                 ));
             }
             let verifier = match &ts.code_verifier {
-                Some(v) => Some(state.keys.decrypt(v).map_err(|_| invalid_state())?),
+                Some(v) => Some(Vault::new(&state.keys).open(v).map_err(|_| invalid_state())?),
                 None => None,
             };
             let ep = endpoints(state, conn, &app)?;
@@ -288,8 +285,7 @@ pub async fn callback(
         .await?;
     if let Some((error, description)) = provider_error_param {
         return Err(AppError::thrown(
-            EXPECTATION_FAILED,
-            "OAuthProviderError",
+            ExcType::OAuthProviderError,
             format!(
                 "The OAuth provider refused the authorization: ({error}) {}",
                 description.unwrap_or_default()
@@ -364,26 +360,24 @@ fn store_tokens(
             tokens.access_token.expose_secret(),
         )),
     );
-    users::set_auth_value(
+    Vault::new(&state.keys).write(
         conn,
         "Token Cache",
         &name,
         "access_token",
-        &state.keys.encrypt(tokens.access_token.expose_secret()),
-        true,
+        tokens.access_token.expose_secret(),
     )?;
     if let Some(rt) = &tokens.refresh_token {
         tc.row.set(
             "refresh_token",
             Value::String(crate::secrets::mask_secret(rt.expose_secret())),
         );
-        users::set_auth_value(
+        Vault::new(&state.keys).write(
             conn,
             "Token Cache",
             &name,
             "refresh_token",
-            &state.keys.encrypt(rt.expose_secret()),
-            true,
+            rt.expose_secret(),
         )?;
     }
     tc.row.set(
@@ -503,10 +497,10 @@ pub async fn get_access_token(
         }
         if std::time::Instant::now() > deadline {
             return Err(AppError::unavailable(
-                &"another instance is still refreshing this token",
+                "another instance is still refreshing this token",
             ));
         }
-        actix_web::rt::time::sleep(std::time::Duration::from_millis(50)).await;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
 }
 
@@ -575,16 +569,14 @@ async fn read_fresh(
 
 fn not_connected(name: &str) -> AppError {
     AppError::thrown(
-        EXPECTATION_FAILED,
-        "ValidationError",
+        ExcType::ValidationError,
         format!("There is no connection {name}. Connect the account first."),
     )
 }
 
 fn reconnect_needed() -> AppError {
     AppError::thrown(
-        EXPECTATION_FAILED,
-        "ValidationError",
+        ExcType::ValidationError,
         "The provider no longer accepts this connection (invalid_grant). Please connect again.",
     )
 }
@@ -722,7 +714,7 @@ pub async fn backend_app_token(
     match read_fresh(state, &key, margin, None).await {
         Ok(Some(v)) => return Ok(v),
         Ok(None) => {}
-        Err(e) if e.exc_type == "ValidationError" => {}
+        Err(e) if e.exc_type == ExcType::ValidationError => {}
         Err(e) => return Err(e),
     }
     let st = StatePtr::new(state);

@@ -101,8 +101,7 @@ pub fn taken(key: &Key) -> AppError {
         None => format!("the token of Connected App {} itself", key.app),
     };
     AppError::thrown(
-        actix_web::http::StatusCode::CONFLICT,
-        "DuplicateEntryError",
+        crate::error::ExcType::DuplicateEntryError,
         format!(
             "The Token Cache name of {whose} is already used by another connection (a Connected \
              App name and a user name make the same name). Ask a System Manager to rename the \

@@ -81,7 +81,8 @@ pub async fn login(call: Call) -> Result<HttpResponse, AppError> {
             }
             let user = users::find_login_user(conn, &usr)?;
             let hash = match &user {
-                Some(u) => users::auth_value(conn, "User", &u.name, "password")?.map(|(h, _)| h),
+                Some(u) => crate::secrets::vault::stored(conn, "User", &u.name, "password")?
+                    .map(|s| s.value),
                 None => None,
             };
             // The resolved user's counter, so every way to name one user shares it.

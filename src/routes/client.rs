@@ -8,7 +8,7 @@ use super::method::Call;
 use super::oauth;
 use super::resource::{json_kind, meta_or_404};
 use crate::doc::{list, service, store};
-use crate::error::AppError;
+use crate::error::{AppError, ExcType};
 use crate::frappe::args::missing_argument;
 use crate::frappe::meta::DocMeta;
 
@@ -252,7 +252,7 @@ pub async fn validate_link(name: &str, call: Call) -> Result<HttpResponse, AppEr
     };
     let doc = match service::get(&call.state, &call.user, meta, &docname).await {
         Ok(d) => d,
-        Err(e) if e.exc_type == "DoesNotExistError" => return Ok(call.reply(json!({}))),
+        Err(e) if e.exc_type == ExcType::DoesNotExistError => return Ok(call.reply(json!({}))),
         Err(e) => return Err(e),
     };
     let mut m = Map::new();
@@ -369,7 +369,7 @@ pub async fn bulk_update(name: &str, call: Call) -> Result<HttpResponse, AppErro
         Some(Value::Array(docs)) => docs,
         Some(other) => {
             return Err(AppError::bad_input(
-                "TypeError",
+                ExcType::TypeError,
                 format!(
                     "docs must be a JSON list of documents, not {}.",
                     json_kind(&other)
@@ -380,7 +380,7 @@ pub async fn bulk_update(name: &str, call: Call) -> Result<HttpResponse, AppErro
     };
     if docs.iter().any(|d| !d.is_object()) {
         return Err(AppError::bad_input(
-            "AttributeError",
+            ExcType::AttributeError,
             "Every entry of docs must be a JSON object.",
         ));
     }
@@ -398,7 +398,7 @@ pub async fn bulk_update(name: &str, call: Call) -> Result<HttpResponse, AppErro
 }
 
 async fn bulk_update_one(call: &Call, doc: &Map<String, Value>) -> Result<(), AppError> {
-    let key_error = |k: &str| AppError::bad_input("KeyError", format!("'{k}'"));
+    let key_error = |k: &str| AppError::bad_input(ExcType::KeyError, format!("'{k}'"));
     let dt = doc.get("doctype").ok_or_else(|| key_error("doctype"))?;
     let docname = doc.get("docname").ok_or_else(|| key_error("docname"))?;
     let (Some(dt), Some(docname)) = (dt.as_str(), scalar_text(docname)) else {

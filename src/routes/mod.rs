@@ -16,7 +16,7 @@ use actix_web::http::Method;
 use actix_web::{web, FromRequest, Handler, Responder};
 
 pub use cors::cors;
-pub use errors::frappe_errors;
+pub use errors::{frappe_errors, report};
 pub use method::{data, message, METHODS};
 pub use ops::observe;
 pub use rpc::frappe_rpc;

@@ -92,9 +92,7 @@ pub async fn run_doc_method(_name: &str, call: Call) -> Result<HttpResponse, App
     let meta = meta_or_404(&doctype)?;
     let doc = match service::get(&call.state, &call.user, meta, &docname).await {
         Ok(d) => d,
-        Err(mut e)
-            if call.user.is_guest() && e.status == actix_web::http::StatusCode::FORBIDDEN =>
-        {
+        Err(mut e) if call.user.is_guest() && e.status == crate::error::Status::FORBIDDEN => {
             e.messages.push(ServerMessage::raised("Not permitted"));
             e.exception = Some("frappe.exceptions.PermissionError: Not permitted".into());
             return Err(e);

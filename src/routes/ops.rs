@@ -30,7 +30,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
         .run(|conn| {
             diesel::sql_query("SELECT 1")
                 .execute(conn)
-                .map_err(|e| AppError::unavailable(&e))
+                .map_err(AppError::unavailable)
         })
         .await?;
     Ok(message(json!("ready")))

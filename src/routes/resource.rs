@@ -8,7 +8,7 @@ use super::oauth;
 use super::RouteTable;
 use crate::auth::CurrentUser;
 use crate::doc::{list, service};
-use crate::error::AppError;
+use crate::error::{AppError, ExcType};
 use crate::frappe::args::{parse_json, Args};
 use crate::frappe::meta::{doc_meta, DocMeta};
 use crate::state::AppState;
@@ -33,7 +33,7 @@ pub fn meta_or_404(doctype: &str) -> Result<&'static DocMeta, AppError> {
 pub fn body_doc(args: &Args) -> Result<Map<String, Value>, AppError> {
     if let Some(v) = &args.non_object_body {
         return Err(AppError::bad_input(
-            "TypeError",
+            ExcType::TypeError,
             format!(
                 "The request body must be a JSON object, not {}.",
                 json_kind(v)
@@ -44,13 +44,13 @@ pub fn body_doc(args: &Args) -> Result<Map<String, Value>, AppError> {
         Some(Value::String(s)) => match parse_json(s.as_bytes())? {
             Value::Object(m) => Ok(m),
             other => Err(AppError::bad_input(
-                "TypeError",
+                ExcType::TypeError,
                 format!("data must be a JSON object, not {}.", json_kind(&other)),
             )),
         },
         Some(Value::Object(m)) => Ok(m.clone()),
         Some(other) => Err(AppError::bad_input(
-            "TypeError",
+            ExcType::TypeError,
             format!("data must be a JSON object, not {}.", json_kind(other)),
         )),
         None => Ok(args.map.clone()),

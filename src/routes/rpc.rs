@@ -22,7 +22,7 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::web;
 
-use crate::error::AppError;
+use crate::error::{AppError, ExcType, Status};
 use crate::frappe::args::form_pairs;
 
 const METHOD_PREFIX: &str = "/api/method/";
@@ -83,7 +83,9 @@ async fn target(req: &mut ServiceRequest) -> Result<Option<Target>, actix_web::E
             } else {
                 "The request could not be read."
             };
-            return Err(AppError::thrown(status, "ValidationError", msg).into());
+            return Err(AppError::thrown(ExcType::ValidationError, msg)
+                .with_status(Status(status.as_u16()))
+                .into());
         }
     };
     req.set_payload(actix_web::dev::Payload::from(body.clone()));

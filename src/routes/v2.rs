@@ -3,6 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
+use super::errors::V2Error;
 use super::method::{self, data, Call};
 use super::oauth;
 use super::resource::{body_doc, meta_or_404};
@@ -10,7 +11,7 @@ use super::RouteTable;
 use crate::auth::CurrentUser;
 use crate::doc::list;
 use crate::doc::service::{self, Perm};
-use crate::error::{AppError, V2Error};
+use crate::error::AppError;
 use crate::frappe::args::Args;
 use crate::state::AppState;
 

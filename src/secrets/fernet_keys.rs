@@ -133,7 +133,10 @@ mod tests {
     use secrecy::ExposeSecret;
     use std::process::Command;
 
-    const REF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/frappe-reference");
+    const REF_DIR: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/frappe-reference"
+    );
 
     fn reference_key() -> String {
         std::fs::read_to_string(format!("{REF_DIR}/encryption_key.txt"))

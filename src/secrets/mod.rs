@@ -5,11 +5,16 @@
 //! * [`password`] reads and writes passlib `pbkdf2_sha256` hashes, as Frappe stores login passwords in `__Auth`.
 //! * [`mask`] / [`is_mask`] reproduce the `*` placeholders Frappe puts in Password columns and API responses.
 //! * [`random_token`] / [`random_hex`] produce CSPRNG-backed identifiers.
+//! * [`Keys`] are the running service's keys, and the [`Vault`] the one owner of Password fields (`__Auth`).
 
 mod fernet_keys;
+mod keys;
 pub mod password;
+pub mod vault;
 
 pub use fernet_keys::{generate_key, KeyRing};
+pub use keys::Keys;
+pub use vault::Vault;
 
 use rand::distributions::{Alphanumeric, DistString};
 use rand::rngs::OsRng;
@@ -33,6 +38,9 @@ pub enum SecretsError {
     /// The token decrypted, but the cleartext is not valid UTF-8.
     #[error("decrypted value is not valid UTF-8")]
     InvalidUtf8,
+    /// The service's keys cannot be read (a thread panicked while replacing them).
+    #[error("the encryption keys are unavailable")]
+    KeysUnavailable,
 }
 
 /// Returns the mask Frappe shows instead of a Password field's value: `"*"` repeated `secret_len_chars` times.
@@ -100,7 +108,7 @@ mod tests {
     fn mask_matches_reference_table_columns() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/frappe-reference/auth_rows.json"
+            "/tests/fixtures/frappe-reference/auth_rows.json"
         );
         let text = std::fs::read_to_string(path).expect("read auth_rows.json");
         let doc: serde_json::Value = serde_json::from_str(&text).expect("parse auth_rows.json");

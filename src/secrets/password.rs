@@ -106,7 +106,10 @@ mod tests {
     use super::*;
     use std::process::Command;
 
-    const REF_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/frappe-reference");
+    const REF_DIR: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/frappe-reference"
+    );
 
     /// user1@example.com's `password` row from the reference `auth_rows.json` (encrypted=0).
     fn user1_hash() -> String {

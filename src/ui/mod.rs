@@ -374,9 +374,10 @@ pub async fn callback_error(
         .map(|m| strip_tags(&m.message))
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| "The connection could not be completed.".to_string());
+    crate::routes::report(e);
     page(
         state,
-        e.status,
+        e.status.into(),
         Shell {
             page: "callback-error",
             title: "Could not connect",

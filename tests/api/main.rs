@@ -12,6 +12,7 @@ mod browser;
 mod cli;
 mod compat;
 mod csrf;
+mod errors;
 mod first_hour;
 mod foundation;
 mod frappe_calls;
