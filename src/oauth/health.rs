@@ -14,7 +14,6 @@ use chrono::NaiveDateTime;
 use serde_json::{json, Value};
 
 use super::token_cache;
-use crate::auth::store as users;
 use crate::db::DbConnection;
 use crate::doc::row::Sql;
 use crate::doc::store;
@@ -194,8 +193,8 @@ pub fn connection_status(
         return Ok(out);
     };
     let has_refresh_token =
-        users::auth_value(conn, "Token Cache", &t.stored_name, "refresh_token")?
-            .is_some_and(|(v, _)| !v.is_empty());
+        crate::secrets::vault::stored(conn, "Token Cache", &t.stored_name, "refresh_token")?
+            .is_some_and(|s| !s.value.is_empty());
     let failure = refresh_failure(state, conn, &t.stored_name)?;
     let base = t.received_at.or(tc.row.modified);
     let expires_in = tc.row.get_i64("expires_in").unwrap_or(0);
