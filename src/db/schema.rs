@@ -187,3 +187,19 @@ diesel::table! {
         locked_until -> Nullable<Timestamp>,
     }
 }
+
+diesel::table! {
+    #[sql_name = "tabVersion"]
+    version (name) {
+        name -> Text,
+        creation -> Nullable<Timestamp>,
+        modified -> Nullable<Timestamp>,
+        modified_by -> Nullable<Text>,
+        owner -> Nullable<Text>,
+        docstatus -> Integer,
+        idx -> Integer,
+        ref_doctype -> Nullable<Text>,
+        docname -> Nullable<Text>,
+        data -> Nullable<Text>,
+    }
+}

@@ -7,6 +7,7 @@ pub mod row;
 pub mod service;
 pub mod store;
 pub mod typed;
+pub mod version;
 
 use chrono::NaiveDateTime;
 use secrecy::SecretString;

@@ -596,6 +596,8 @@ pub fn save_changes(
 ) -> AppResult<()> {
     let meta = doc.meta;
     let previous_modified = doc.row.modified;
+    // The document as loaded, for the Version this save writes (track_changes).
+    let before = super::version::tracked(meta).then(|| doc.clone());
     let identity = if std::ptr::eq(meta, &TOKEN_CACHE) {
         keep_connection_identity(doc, body)?
     } else {
@@ -626,6 +628,9 @@ pub fn save_changes(
     before_save(state, conn, doc)?;
     apply_secrets(state, conn, doc, changes)?;
     store::update(conn, doc, &replaced)?;
+    if let Some(before) = before {
+        super::version::record(conn, &before, doc, user, now)?;
+    }
     Ok(())
 }
 
@@ -723,6 +728,7 @@ pub async fn delete(
                     }
                 }
                 store::delete(conn, meta, doc.name())?;
+                super::version::forget(conn, meta, doc.name())?;
                 if std::ptr::eq(meta, &CONNECTED_APP) {
                     crate::oauth::store::delete_app_settings(conn, doc.name())?;
                 } else {

@@ -4,6 +4,7 @@ pub mod client;
 pub mod flow;
 pub mod health;
 pub mod outbound;
+pub mod presets;
 pub mod store;
 pub mod token_cache;
 

@@ -6,19 +6,25 @@ use serde_json::{json, Map, Value};
 use super::method::Call;
 use super::resource::meta_or_404;
 use crate::auth::CurrentUser;
-use crate::doc::{list, service};
+use crate::doc::{list, service, version};
 use crate::error::AppError;
 use crate::frappe::args::missing_argument;
 use crate::frappe::meta::DocMeta;
 
-/// The form sidebar data. This service keeps no comments, shares or versions, so those lists
-/// are empty; the permissions are the user's real ones.
-fn docinfo(user: &CurrentUser, meta: &DocMeta, name: &str, owner: Option<&str>) -> Value {
+/// The form sidebar data. This service keeps no comments or shares, so those lists are empty;
+/// `versions` is the document's change history; the permissions are the user's real ones.
+fn docinfo(
+    user: &CurrentUser,
+    meta: &DocMeta,
+    name: &str,
+    owner: Option<&str>,
+    versions: Vec<Value>,
+) -> Value {
     let p = |perm| i32::from(service::can(user, meta, perm, owner));
     json!({
         "user_info": {}, "comments": [], "shared": [], "assignment_logs": [], "attachment_logs": [],
         "info_logs": [], "like_logs": [], "workflow_logs": [], "doctype": meta.doctype(), "name": name,
-        "attachments": [], "communications": [], "automated_messages": [], "versions": [], "assignments": [],
+        "attachments": [], "communications": [], "automated_messages": [], "versions": versions, "assignments": [],
         "permissions": {
             "select": p(service::Perm::Read), "read": p(service::Perm::Read), "write": p(service::Perm::Write),
             "create": p(service::Perm::Create), "delete": p(service::Perm::Delete), "submit": 0,
@@ -31,12 +37,28 @@ fn docinfo(user: &CurrentUser, meta: &DocMeta, name: &str, owner: Option<&str>) 
     })
 }
 
+/// The document's Versions, newest first (Frappe's `get_versions`).
+async fn versions(call: &Call, meta: &'static DocMeta, name: &str) -> Result<Vec<Value>, AppError> {
+    let name = name.to_string();
+    call.state
+        .db
+        .read(move |conn| version::for_docinfo(conn, meta, &name))
+        .await
+}
+
 pub async fn getdoc(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     let meta = meta_or_404(&call.args.require_str("doctype", "getdoc")?)?;
     let docname = call.args.require_str("name", "getdoc")?;
     let doc = service::get(&call.state, &call.user, meta, &docname).await?;
-    let info = docinfo(&call.user, meta, doc.name(), doc.row.owner.as_deref());
+    let history = versions(&call, meta, doc.name()).await?;
+    let info = docinfo(
+        &call.user,
+        meta,
+        doc.name(),
+        doc.row.owner.as_deref(),
+        history,
+    );
     Ok(HttpResponse::Ok()
         .json(json!({ "docs": [doc.to_json_with_nulls()], "docinfo": info, "_link_titles": {} })))
 }
@@ -119,7 +141,14 @@ pub async fn savedocs(name: &str, call: Call) -> Result<HttpResponse, AppError> 
             .to_string();
         service::update(&call.state, &call.user, meta, &docname, doc).await?
     };
-    let info = docinfo(&call.user, meta, saved.name(), saved.row.owner.as_deref());
+    let history = versions(&call, meta, saved.name()).await?;
+    let info = docinfo(
+        &call.user,
+        meta,
+        saved.name(),
+        saved.row.owner.as_deref(),
+        history,
+    );
     let saved_msg = json!([
         json!({"message": "Saved", "title": "Message", "indicator": "green", "alert": 1})
             .to_string()

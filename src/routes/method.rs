@@ -5,7 +5,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::json;
 
-use super::{auth, client, desk, oauth};
+use super::{auth, client, desk, oauth, presets};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::frappe::args::Args;
@@ -123,6 +123,7 @@ pub const METHODS: &[&str] = &[
     "connected_apps.get_auth_header",
     "connected_apps.app_settings",
     "connected_apps.connection_status",
+    "connected_apps.provider_presets",
     "frappe.integrations.doctype.connected_app.connected_app.callback",
 ];
 
@@ -164,6 +165,7 @@ pub async fn run(name: &str, call: Call) -> Result<HttpResponse, AppError> {
         "connected_apps.get_auth_header" => oauth::get_auth_header(name, call).await,
         "connected_apps.app_settings" => oauth::app_settings(name, call).await,
         "connected_apps.connection_status" => oauth::connection_status(name, call).await,
+        "connected_apps.provider_presets" => presets::provider_presets(name, call).await,
         "frappe.integrations.doctype.connected_app.connected_app.callback" => {
             Err(AppError::validation("Invalid Parameters."))
         }

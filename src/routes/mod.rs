@@ -8,6 +8,7 @@ mod errors;
 mod method;
 pub(crate) mod oauth;
 mod ops;
+mod presets;
 mod resource;
 mod rpc;
 mod v2;

@@ -390,6 +390,72 @@
     } catch { return false; }
   };
 
+  // "Start from a provider preset" on the New Connected App page: a choice of the service's
+  // provider presets (connected_apps.provider_presets); "Fill the form" hands `apply` the
+  // normal Connected App fields of the chosen one. Returns the elements to show (none for
+  // people who cannot create apps).
+  const presetChoice = { list: null, id: '', values: {} };
+  function presetChooser(canCreate, apply) {
+    if (!canCreate) return [];
+    const select = h('select', { id: 'preset' }, h('option', { value: '' }, 'None: fill the form by hand'));
+    const details = h('div', { id: 'preset-details' });
+    const fill = h('button', { type: 'button', id: 'preset-fill' }, 'Fill the form');
+    const card = h('section', { class: 'card', 'aria-labelledby': 'preset-title' },
+      h('h2', { id: 'preset-title' }, 'Start from a provider preset'),
+      field('Provider preset', select, { hint: 'Fills the endpoints, scopes and parameters the provider documents. You add the client id and secret.' }),
+      details, h('div', { class: 'actions' }, fill));
+    const chosen = () => (presetChoice.list || []).find((p) => p.id === presetChoice.id) || null;
+    function show() {
+      const p = chosen();
+      fill.disabled = !p;
+      if (!p) { details.replaceChildren(); return; }
+      const params = p.parameters.map((x) => {
+        const el = h('input', { type: 'text', autocomplete: 'off', value: presetChoice.values[x.name] ?? x.default ?? '' });
+        el.id = `preset-param-${x.name}`;
+        el.addEventListener('input', () => { presetChoice.values[x.name] = el.value; });
+        return field(x.label, el, { required: !x.default, hint: x.description });
+      });
+      details.replaceChildren(...params,
+        h('dl', { class: 'facts' },
+          h('dt', {}, 'Client authentication'), h('dd', {}, h('code', {}, p.client_auth)),
+          h('dt', {}, 'Documentation'), h('dd', {}, h('a', { href: p.documentation, rel: 'noopener noreferrer', target: '_blank' }, p.documentation))),
+        h('p', { class: 'muted' }, 'Known quirks:'),
+        h('ul', { class: 'muted' }, p.quirks.map((q) => h('li', {}, q))));
+    }
+    select.addEventListener('change', () => { presetChoice.id = select.value; presetChoice.values = {}; show(); });
+    fill.addEventListener('click', () => act(fill, async () => {
+      const p = chosen();
+      const q = new URLSearchParams({ preset: p.id });
+      for (const x of p.parameters) {
+        const v = (presetChoice.values[x.name] ?? x.default ?? '').trim();
+        if (!v) {
+          document.getElementById(`preset-param-${x.name}`)?.focus();
+          throw new Error(`Enter the ${x.label} first.`);
+        }
+        q.set(x.name, v);
+      }
+      const r = await api('GET', `/api/method/connected_apps.provider_presets?${q}`);
+      const form = { openid_configuration: '', authorization_uri: '', token_uri: '', revocation_uri: '',
+        userinfo_uri: '', introspection_uri: '', ...r.message.connected_app };
+      apply(form);
+      showInfo(`The form was filled from the ${p.provider_name} preset. Add the client id and secret, then save.`);
+    }));
+    const fillOptions = () => {
+      select.replaceChildren(select.firstChild,
+        ...presetChoice.list.map((p) => h('option', { value: p.id }, p.provider_name)));
+      select.value = presetChoice.id;
+      show();
+    };
+    if (presetChoice.list) fillOptions();
+    else {
+      fill.disabled = true;
+      api('GET', '/api/method/connected_apps.provider_presets')
+        .then((r) => { presetChoice.list = r.message || []; fillOptions(); })
+        .catch(showError);
+    }
+    return [card];
+  }
+
   async function appFormPage() {
     let name = body.dataset.name || null;
     let doc = { scopes: [], query_parameters: [] };
@@ -529,7 +595,7 @@
           : h('p', { class: 'muted' }, 'Save the app first, then connect your account.')));
       // Once saved, the connection comes first: it is what a person comes back to see.
       if (name) content.replaceChildren(conn, form);
-      else content.replaceChildren(form, conn);
+      else content.replaceChildren(...presetChooser(canEdit, (f) => { Object.assign(doc, f); dirty = true; render(); }), form, conn);
     }
 
     // Every problem of the form at once: [fieldId, label, message].
