@@ -2,7 +2,8 @@
 //! outcomes, kept in one registry owned by `AppState` and rendered by `GET /metrics`.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::db::Db;
@@ -19,6 +20,7 @@ pub struct Metrics {
     refreshes: IntCounterVec,
     revocations: IntCounterVec,
     client_credentials: IntCounterVec,
+    connections: IntGaugeVec,
 }
 
 /// How an OAuth call to a provider ended.
@@ -118,6 +120,15 @@ impl Metrics {
             "Client-credentials token requests, by outcome",
             &["outcome"],
         );
+        let connections = IntGaugeVec::new(
+            Opts::new(
+                "connected_app_connections",
+                "Users' connections by health state (connected, expired, refresh_failing, \
+                 needs_reconnect, not_connected), counted when scraped",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
         let m = Metrics {
             registry,
             requests,
@@ -129,8 +140,9 @@ impl Metrics {
             refreshes,
             revocations,
             client_credentials,
+            connections,
         };
-        let collectors: [Box<dyn prometheus::core::Collector>; 9] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 10] = [
             Box::new(m.requests.clone()),
             Box::new(m.latency.clone()),
             Box::new(m.pool_connections.clone()),
@@ -140,6 +152,7 @@ impl Metrics {
             Box::new(m.refreshes.clone()),
             Box::new(m.revocations.clone()),
             Box::new(m.client_credentials.clone()),
+            Box::new(m.connections.clone()),
         ];
         for c in collectors {
             m.registry.register(c).expect("metric names are unique");
@@ -182,6 +195,13 @@ impl Metrics {
         self.client_credentials
             .with_label_values(&[outcome.label()])
             .inc();
+    }
+
+    /// Sets the connections gauge: one count per state label of `oauth::health::STATES`.
+    pub fn set_connections(&self, counts: &[(&'static str, i64)]) {
+        for (state, n) in counts {
+            self.connections.with_label_values(&[state]).set(*n);
+        }
     }
 
     /// The Prometheus text exposition of every metric, with the pool read now.

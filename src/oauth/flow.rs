@@ -354,6 +354,8 @@ fn store_tokens(
 ) -> AppResult<()> {
     let now = state.clock.now();
     let name = tc.name().to_string();
+    // New tokens: whatever failed before is over.
+    health_store::record_refresh_success(conn, &name)?;
     tc.row.set(
         "access_token",
         Value::String(crate::secrets::mask_secret(
@@ -688,8 +690,7 @@ async fn refresh_now(state: &SharedState, key: &Key, caller: &str) -> AppResult<
                         store::lock(conn, &TOKEN_CACHE, &n)?;
                         let mut tc =
                             token_cache::load(conn, &k)?.ok_or_else(|| not_connected(&n))?;
-                        store_tokens(state, conn, &mut tc, &tokens, &by)?;
-                        health_store::record_refresh_success(conn, &n)
+                        store_tokens(state, conn, &mut tc, &tokens, &by)
                     })
                 })
                 .await?;

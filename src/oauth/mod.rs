@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod flow;
+pub mod health;
 pub mod health_store;
 pub mod keepalive;
 pub mod outbound;
@@ -17,6 +18,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Default)]
 pub struct OAuthState {
     locks: Mutex<HashMap<String, RefreshLock>>,
+    /// The last failed refresh of each connection (see `health`).
+    pub failures: health::FailureLog,
     /// What this instance's keep-alive job did.
     pub keepalive: keepalive::Stats,
 }

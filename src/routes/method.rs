@@ -122,6 +122,7 @@ pub const METHODS: &[&str] = &[
     "connected_apps.get_backend_app_token",
     "connected_apps.get_auth_header",
     "connected_apps.app_settings",
+    "connected_apps.connection_status",
     "connected_apps.provider_presets",
     "frappe.integrations.doctype.connected_app.connected_app.callback",
 ];
@@ -163,6 +164,7 @@ pub async fn run(name: &str, call: Call) -> Result<HttpResponse, AppError> {
         "connected_apps.get_backend_app_token" => oauth::get_backend_app_token(name, call).await,
         "connected_apps.get_auth_header" => oauth::get_auth_header(name, call).await,
         "connected_apps.app_settings" => oauth::app_settings(name, call).await,
+        "connected_apps.connection_status" => oauth::connection_status(name, call).await,
         "connected_apps.provider_presets" => presets::provider_presets(name, call).await,
         "frappe.integrations.doctype.connected_app.connected_app.callback" => {
             Err(AppError::validation("Invalid Parameters."))

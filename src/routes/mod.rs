@@ -6,7 +6,7 @@ mod cors;
 mod desk;
 mod errors;
 mod method;
-mod oauth;
+pub(crate) mod oauth;
 mod ops;
 mod presets;
 mod resource;

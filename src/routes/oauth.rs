@@ -221,6 +221,23 @@ pub async fn app_settings(name: &str, call: Call) -> Result<HttpResponse, AppErr
     Ok(call.reply(json!({ "connected_app": doc.name(), "pkce": pkce, "keep_warm": keep_warm })))
 }
 
+/// `connected_apps.connection_status(connected_app, user=None)`: the health of the caller's
+/// connection (or `user`'s, for a System Manager) as `oauth::health` defines it; never a token.
+pub async fn connection_status(name: &str, call: Call) -> Result<HttpResponse, AppError> {
+    call.require_login(name)?;
+    let app = call
+        .args
+        .require_str("connected_app", "connection_status")?;
+    let user = target_user(&call, "user", "read another user's connection")?;
+    let st = crate::doc::service::StatePtr::new(&call.state);
+    let v = call
+        .state
+        .db
+        .read(move |conn| crate::oauth::health::connection_status(st.get(), conn, &app, &user))
+        .await?;
+    Ok(call.reply(v))
+}
+
 /// `connected_apps.get_backend_app_token(connected_app)`: client credentials (System Manager).
 pub async fn get_backend_app_token(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
@@ -287,7 +304,7 @@ pub async fn callback(
 
 /// A document name as one URL path segment: unreserved characters (and `@`) as they are,
 /// everything else percent-encoded, so a name can neither leave the path nor break the header.
-fn path_segment(name: &str) -> String {
+pub fn path_segment(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {

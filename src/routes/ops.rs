@@ -37,7 +37,24 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, AppError
 }
 
 /// `GET /metrics`: Prometheus text exposition.
+/// The connections gauge is counted now; when the database does not answer, the last counts stay.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let st = crate::doc::service::StatePtr::new(&state);
+    let counted = state
+        .db
+        .read(move |conn| crate::oauth::health::count_by_state(st.get(), conn))
+        .await;
+    match counted {
+        Ok(counts) => {
+            let labelled: Vec<(&'static str, i64)> = crate::oauth::health::STATES
+                .iter()
+                .zip(counts)
+                .map(|(s, n)| (s.label(), n))
+                .collect();
+            state.metrics.set_connections(&labelled);
+        }
+        Err(e) => tracing::warn!(error = %e, "connections could not be counted for /metrics"),
+    }
     HttpResponse::Ok()
         .content_type(prometheus::TEXT_FORMAT)
         .body(state.metrics.render(&state.db))

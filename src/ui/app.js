@@ -47,31 +47,48 @@
     return new DOMParser().parseFromString(String(html), 'text/html').body.textContent.trim();
   }
 
-  // Frappe's error body in plain words: `_server_messages`, the top-level message, `exception`.
-  function errorText(json, status) {
+  // Frappe's error body: its messages as sent (they may hold links to documents), from
+  // `_server_messages`, the top-level message or `exception`.
+  function errorParts(json, status) {
     const out = [];
     if (json && typeof json._server_messages === 'string') {
       try {
         for (const m of JSON.parse(json._server_messages)) {
           let o;
           try { o = JSON.parse(m); } catch { o = { message: m }; }
-          const text = plain(o && typeof o === 'object' ? o.message || '' : o);
-          if (text) out.push(text);
+          const raw = String(o && typeof o === 'object' ? o.message || '' : o);
+          if (plain(raw)) out.push(raw);
         }
       } catch { /* not a list: fall through */ }
     }
-    if (!out.length && json && typeof json.message === 'string') out.push(plain(json.message));
-    if (!out.length && json && typeof json._error_message === 'string') out.push(plain(json._error_message));
+    if (!out.length && json && typeof json.message === 'string') out.push(json.message);
+    if (!out.length && json && typeof json._error_message === 'string') out.push(json._error_message);
     // `frappe.exceptions.ValidationError: the reason` -> the reason (a bare class name says nothing)
     const exc = json && typeof json.exception === 'string' ? /^[\w.]+:\s*(.+)$/s.exec(json.exception) : null;
-    if (!out.length && exc) out.push(plain(exc[1]));
+    if (!out.length && exc) out.push(exc[1]);
     if (!out.length) {
       if (status === 401) out.push('Your session has ended. Please log in again.');
       else if (status === 403) out.push('You are not permitted to do this.');
       else if (status === 404) out.push('This document no longer exists.');
       else out.push(`The request failed (HTTP ${status}). Please try again.`);
     }
-    return out.join(' ');
+    return out;
+  }
+
+  // A message from the server as page content: its text, and its links when they lead to
+  // this service's own pages (`/app/…`, as Frappe's `/app/Form/Token Cache/<name>`).
+  function rich(html) {
+    const doc = new DOMParser().parseFromString(String(html), 'text/html');
+    const out = [];
+    (function walk(node) {
+      for (const n of node.childNodes) {
+        if (n.nodeType === Node.TEXT_NODE) out.push(n.textContent);
+        else if (n.nodeName === 'A' && /^\/app\//.test(n.getAttribute('href') || '')) {
+          out.push(h('a', { href: n.getAttribute('href') }, n.textContent));
+        } else if (n.nodeType === Node.ELEMENT_NODE) walk(n);
+      }
+    }(doc.body));
+    return out;
   }
 
   // The session's CSRF token (the page carries it; Frappe's desk sends it the same way).
@@ -93,17 +110,22 @@
     let json = null;
     try { json = await resp.json(); } catch { /* empty or not JSON */ }
     if (!resp.ok) {
-      const err = new Error(errorText(json, resp.status));
+      const parts = errorParts(json, resp.status);
+      const err = new Error(parts.map(plain).join(' '));
       err.status = resp.status;
+      err.parts = parts;
+      err.excType = json && json.exc_type;
       throw err;
     }
     return json || {};
   }
 
-  function say(kind, text) {
-    messages.replaceChildren(h('p', { class: `msg ${kind}` }, text));
+  function say(kind, ...kids) {
+    messages.replaceChildren(h('div', { class: `msg ${kind}` }, ...kids));
   }
-  const showError = (e) => say('error', e instanceof Error ? e.message : String(e));
+  const showError = (e) => (e && e.parts
+    ? say('error', e.parts.map((p) => h('p', {}, rich(p))))
+    : say('error', e instanceof Error ? e.message : String(e)));
   const showInfo = (text) => say('info', text);
   const clearMessages = () => messages.replaceChildren();
 
@@ -142,15 +164,110 @@
     return b;
   }
 
-  // `2026-11-28 10:00:00.123456` plus seconds, in the same (site) time.
-  function addSeconds(ts, seconds) {
-    const m = /^(\d{4})-(\d\d)-(\d\d)[ T](\d\d):(\d\d):(\d\d)/.exec(ts || '');
-    if (!m) return null;
-    const d = new Date(Date.UTC(+m[1], m[2] - 1, +m[3], +m[4], +m[5], +m[6]) + seconds * 1000);
-    return d.toISOString().slice(0, 16).replace('T', ' ');
+  const appPath = (name) => `${HOME}/${enc(name)}`;
+  const cachePath = (name) => `/app/token-cache/${enc(name)}`;
+
+  // Unsaved changes are never lost silently: leaving the page (closing, reloading, a link of
+  // these pages, logging out) asks first while a form has changes.
+  let hasUnsaved = () => false;
+  let leaving = false;
+  const unsaved = () => !leaving && hasUnsaved();
+  const LEAVE = 'You have unsaved changes. Leave this page without saving them?';
+  function mayLeave() {
+    if (!unsaved()) return true;
+    if (!window.confirm(LEAVE)) return false;
+    leaving = true;
+    return true;
+  }
+  window.addEventListener('beforeunload', (ev) => {
+    if (!unsaved()) return;
+    ev.preventDefault();
+    ev.returnValue = '';
+  });
+  document.addEventListener('click', (ev) => {
+    const a = ev.target instanceof Element ? ev.target.closest('a[href]') : null;
+    if (!a || a.target || ev.defaultPrevented || a.getAttribute('href').startsWith('#')) return;
+    if (!mayLeave()) ev.preventDefault();
+  });
+
+  // --- connections ------------------------------------------------------------------------
+
+  // The states of `connected_apps.connection_status`, as people read them.
+  const STATES = {
+    connected: ['Connected', 'ok'],
+    expired: ['Expired — renews on next use', 'soft'],
+    refresh_failing: ['Refresh failing', 'warn'],
+    needs_reconnect: ['Needs reconnect', 'warn'],
+    not_connected: ['Not connected', 'off'],
+  };
+
+  function badge(state, id) {
+    const [text, kind] = STATES[state] || [String(state), 'off'];
+    return h('span', { class: `badge ${kind}`, id, 'data-state': state }, text);
   }
 
-  const appPath = (name) => `${HOME}/${enc(name)}`;
+  function connectionStatus(app, who) {
+    const q = new URLSearchParams({ connected_app: app });
+    if (who) q.set('user', who);
+    return api('GET', `/api/method/connected_apps.connection_status?${q}`).then((r) => r.message);
+  }
+
+  // `2026-12-01 10:15:00.000000` -> `2026-12-01 10:15 (Europe/Berlin)`.
+  const when = (ts, tz) => `${String(ts).slice(0, 16)} (${tz})`;
+
+  // What a person needs to know about a connection, from `connection_status`.
+  function connectionFacts(st) {
+    const dl = h('dl', { class: 'facts' });
+    const add = (term, ...kids) => dl.append(h('dt', {}, term), h('dd', {}, ...kids));
+    add('State', badge(st.state, 'connection-state'));
+    if (st.state === 'not_connected') return dl;
+    const granted = st.granted_scopes || [];
+    const requested = st.requested_scopes || [];
+    const dropped = requested.filter((x) => !granted.includes(x));
+    add('Scopes granted', granted.length ? granted.join(', ') : 'none stated by the provider');
+    add('Scopes requested', requested.length ? requested.join(', ') : 'none');
+    if (dropped.length && granted.length) {
+      add('Not granted', h('span', { class: 'warn-text', id: 'dropped-scopes' },
+        `The provider did not grant ${dropped.join(', ')}.`));
+    }
+    add('Refresh token', st.has_refresh_token ? 'Yes — the token is renewed when it expires'
+      : 'No — when the token expires, you must reconnect');
+    let expiry = 'not stated by the provider';
+    if (st.expires_at) {
+      if (st.state === 'expired') expiry = `expired at ${when(st.expires_at, st.time_zone)} — renews on next use`;
+      else if (st.state === 'connected') expiry = when(st.expires_at, st.time_zone);
+      else expiry = `${when(st.expires_at, st.time_zone)}`;
+    }
+    add('Token expires', expiry);
+    if (st.last_error) {
+      add(st.state === 'refresh_failing' ? 'Last refresh failed' : 'Why',
+        st.last_error, st.failing_since ? ` (since ${when(st.failing_since, st.time_zone)})` : '');
+    }
+    return dl;
+  }
+
+  // Shell quoting for one argument.
+  const sq = (s) => `'${String(s).replace(/'/g, "'\\''")}'`;
+
+  // "Use from code": the same call in curl and Python, with the app's name filled in.
+  function snippets(app) {
+    const url = `${location.origin}/api/method/connected_apps.get_access_token?connected_app=${enc(app)}`;
+    const key = `# CONNECTED_APPS_AUTH="token <api_key>:<api_secret>" (connected-apps user api-key ${user})`;
+    const curl = `${key}\ncurl -sS -H "Authorization: $CONNECTED_APPS_AUTH" \\\n  ${sq(url)}\n`;
+    const python = `${key}\nimport json, os, urllib.request\n\nreq = urllib.request.Request(\n    ${JSON.stringify(url)},\n    headers={"Authorization": os.environ["CONNECTED_APPS_AUTH"]},\n)\nwith urllib.request.urlopen(req) as r:\n    print(json.load(r)["message"]["access_token"])\n`;
+    return { curl, python };
+  }
+
+  function codePanel(app, label) {
+    const { curl, python } = snippets(app);
+    const block = (title, text, id) => h('div', { class: 'snippet' },
+      h('div', { class: 'snippet-head' }, h('span', {}, title), copyButton(text, `the ${title} snippet for ${label}`)),
+      h('pre', { id, tabindex: '0' }, h('code', {}, text)));
+    return h('details', { class: 'code' },
+      h('summary', {}, `Use from code: `, h('code', {}, app)),
+      h('p', { class: 'muted' }, 'Scripts name the app by its name, not its provider. They authenticate with your API key.'),
+      block('curl', curl, `curl-${app}`), block('Python', python, `python-${app}`));
+  }
 
   // --- pages -------------------------------------------------------------------------------
 
@@ -175,6 +292,9 @@
       });
     });
     content.replaceChildren(form);
+    if (new URLSearchParams(location.search).has('logged-out')) {
+      showInfo('You have logged out. Log in again to continue.');
+    }
     usr.focus();
   }
 
@@ -195,11 +315,13 @@
       systemManager ? h('a', { class: 'button primary', href: `${HOME}/new` }, 'New') : null);
     const list = h('div', { class: 'card' }, h('p', { class: 'muted' }, 'Loading…'));
     content.replaceChildren(toolbar, list);
+    const deleted = params.get('deleted');
+    if (deleted) showInfo(`The Connected App ${deleted} was deleted.`);
 
     async function load() {
       const q = filter.value.trim();
       const url = new URLSearchParams({
-        fields: JSON.stringify(['name', 'provider_name', 'client_id', 'redirect_uri']),
+        fields: JSON.stringify(['name', 'provider_name', 'client_id']),
         order_by: 'provider_name asc',
         limit_page_length: '0',
       });
@@ -210,17 +332,20 @@
           : `No Connected Apps yet.${systemManager ? ' Create one with “New”.' : ''}`));
         return;
       }
+      const states = await Promise.all(rows.map((r) => connectionStatus(r.name)
+        .then((st) => st.state).catch(() => null)));
       list.replaceChildren(h('table', { class: 'list' },
         h('caption', { class: 'sr-only' }, 'Connected Apps'),
         h('thead', {}, h('tr', {},
-          h('th', { scope: 'col' }, 'Provider'), h('th', { scope: 'col' }, 'Client Id'),
-          h('th', { scope: 'col' }, 'Redirect URI'))),
-        h('tbody', {}, rows.map((r) => h('tr', {},
-          h('td', { 'data-label': 'Provider' }, h('a', { href: appPath(r.name) }, r.provider_name || r.name)),
-          h('td', { 'data-label': 'Client Id' }, r.client_id || h('span', { class: 'muted' }, 'not set')),
-          h('td', { 'data-label': 'Redirect URI' },
-            h('code', {}, r.redirect_uri || ''), ' ',
-            r.redirect_uri ? copyButton(r.redirect_uri, `the redirect URI of ${r.provider_name || r.name}`) : null))))));
+          h('th', { scope: 'col' }, 'Provider'), h('th', { scope: 'col' }, 'Name'),
+          h('th', { scope: 'col' }, 'Your connection'), h('th', { scope: 'col' }, 'Client Id'))),
+        rows.map((r, i) => h('tbody', { class: 'app-row' },
+          h('tr', {},
+            h('td', { 'data-label': 'Provider' }, h('a', { href: appPath(r.name) }, r.provider_name || r.name)),
+            h('td', { 'data-label': 'Name' }, h('code', {}, r.name)),
+            h('td', { 'data-label': 'Your connection' }, states[i] ? badge(states[i]) : h('span', { class: 'muted' }, 'unknown')),
+            h('td', { 'data-label': 'Client Id' }, r.client_id || h('span', { class: 'muted' }, 'not set'))),
+          h('tr', { class: 'code-row' }, h('td', { colspan: '4' }, codePanel(r.name, r.provider_name || r.name)))))));
     }
 
     let timer = null;
@@ -253,6 +378,17 @@
   ];
   const EDITABLE = ['provider_name', 'openid_configuration', 'client_id', 'client_secret',
     'authorization_uri', 'token_uri', 'revocation_uri', 'userinfo_uri', 'introspection_uri'];
+
+  // Field labels, for messages that name a field (`authorization_uri must be …`).
+  const LABELS = Object.fromEntries(LAYOUT.flatMap((s) => (s.columns || []).flat()).map(([k, l]) => [k, l]));
+  const URL_FIELDS = ['openid_configuration', 'authorization_uri', 'token_uri', 'revocation_uri',
+    'userinfo_uri', 'introspection_uri'];
+  const isHttpUrl = (v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && !!u.hostname;
+    } catch { return false; }
+  };
 
   // "Start from a provider preset" on the New Connected App page: a choice of the service's
   // provider presets (connected_apps.provider_presets); "Fill the form" hands `apply` the
@@ -327,6 +463,7 @@
     let dirty = false;
     const canEdit = systemManager;
     const title = document.getElementById('title');
+    hasUnsaved = () => canEdit && dirty;
 
     if (name) {
       doc = (await api('GET', `/api/resource/Connected%20App/${enc(name)}`)).data;
@@ -334,6 +471,21 @@
     }
     render();
     if (name) loadConnection();
+
+    if (canEdit) {
+      // Ctrl+S / ⌘S saves, as in Frappe's desk.
+      document.addEventListener('keydown', (ev) => {
+        if ((ev.ctrlKey || ev.metaKey) && !ev.altKey && ev.key.toLowerCase() === 's') {
+          ev.preventDefault();
+          document.getElementById('app-form')?.requestSubmit();
+        }
+      });
+    }
+
+    function changed() {
+      dirty = true;
+      updateConnect();
+    }
 
     function setTitle() {
       const t = name ? (doc.provider_name || name) : 'New Connected App';
@@ -350,14 +502,15 @@
       if (opts.readonly || !canEdit) el.readOnly = true;
       el.addEventListener('input', () => {
         doc[key] = el.value;
-        dirty = true;
+        changed();
         el.removeAttribute('aria-invalid');
       });
-      const hint = {
+      // Hints say how to edit: a read-only form shows none.
+      const hint = canEdit ? {
         openid_configuration: 'The discovery URL, e.g. https://accounts.google.com/.well-known/openid-configuration. “Get OpenID Configuration” fills the endpoints from it.',
         redirect_uri: name ? 'Register this URI at the provider.' : 'Known once the app is saved.',
         client_secret: savedSecret ? 'Saved. Type a new one to replace it.' : null,
-      }[key];
+      }[key] : null;
       const f = field(label, el, { required: opts.required, hint });
       let button = null;
       if (opts.discovery && canEdit) {
@@ -381,15 +534,17 @@
       function draw() {
         tbody.replaceChildren(...rows.map((row, i) => h('tr', {},
           cols.map(([f, label]) => {
-            const el = h('input', { type: 'text', 'aria-label': `${label} ${i + 1}`, value: row[f] ?? '', autocomplete: 'off' });
+            const el = h('input', {
+              type: 'text', id: `${key}-${i}-${f}`, 'aria-label': `${label} ${i + 1}`, value: row[f] ?? '', autocomplete: 'off',
+            });
             if (!canEdit) el.readOnly = true;
-            el.addEventListener('input', () => { row[f] = el.value; dirty = true; });
-            return h('td', {}, el);
+            el.addEventListener('input', () => { row[f] = el.value; changed(); el.removeAttribute('aria-invalid'); });
+            return h('td', { 'data-label': label }, el);
           }),
           canEdit ? h('td', {}, h('button', {
             type: 'button',
             'aria-label': `Remove ${item} ${i + 1}`,
-            onclick: () => { rows.splice(i, 1); dirty = true; draw(); },
+            onclick: () => { rows.splice(i, 1); changed(); draw(); },
           }, 'Remove')) : null)));
         wrap.replaceChildren(rows.length
           ? h('table', { class: 'rows' },
@@ -403,12 +558,12 @@
         type: 'button',
         onclick: () => {
           rows.push(Object.fromEntries(cols.map(([f]) => [f, ''])));
-          dirty = true;
+          changed();
           draw();
           tbody.lastElementChild?.querySelector('input')?.focus();
         },
       }, `Add ${item}`) : null;
-      return [wrap, h('div', { class: 'actions' }, add)];
+      return [wrap, add ? h('div', { class: 'actions' }, add) : null];
     }
 
     function render() {
@@ -419,11 +574,19 @@
           : h('div', { class: 'columns' }, s.columns.map((col) => h('div', {}, col.map(([k, l, o]) => input(k, l, o)))));
         return h('section', { class: 'card', 'aria-label': s.title || 'Provider' }, head, inner);
       });
-      const save = canEdit ? h('button', { type: 'submit', class: 'primary', id: 'save' }, 'Save') : null;
-      const form = h('form', { novalidate: true, id: 'app-form' }, sections,
-        save ? h('div', { class: 'actions' }, save) : null);
+      let bar = null;
+      if (canEdit) {
+        const save = h('button', { type: 'submit', class: 'primary', id: 'save', 'aria-keyshortcuts': 'Control+S' }, 'Save');
+        const del = name ? h('button', { type: 'button', class: 'danger', id: 'delete-app' }, 'Delete') : null;
+        if (del) del.addEventListener('click', () => deleteApp(del));
+        // Always in view: the bar sticks to the bottom of the window.
+        bar = h('div', { class: 'actions savebar' }, save,
+          h('span', { class: 'muted shortcut' }, 'Ctrl+S'), del);
+      }
+      const form = h('form', { novalidate: true, id: 'app-form' }, sections, bar);
       form.addEventListener('submit', (ev) => {
         ev.preventDefault();
+        const save = document.getElementById('save');
         act(save, async () => { if (await saveDoc()) showInfo('Saved.'); });
       });
       const conn = h('section', { class: 'card', id: 'connection', 'aria-labelledby': 'connection-title' },
@@ -435,26 +598,91 @@
       else content.replaceChildren(...presetChooser(canEdit, (f) => { Object.assign(doc, f); dirty = true; render(); }), form, conn);
     }
 
+    // Every problem of the form at once: [fieldId, label, message].
+    function problems() {
+      const out = [];
+      if (!(doc.provider_name || '').trim()) out.push(['field-provider_name', 'Provider Name', 'is required.']);
+      for (const k of URL_FIELDS) {
+        const v = (doc[k] || '').trim();
+        if (v && !isHttpUrl(v)) out.push([`field-${k}`, LABELS[k], 'must be a full http:// or https:// address.']);
+      }
+      (doc.query_parameters || []).forEach((r, i) => {
+        if (!(r.key || '').trim() && (r.value || '').trim()) {
+          out.push([`query_parameters-${i}-key`, `Extra Parameters, row ${i + 1}`, 'Key is required when a Value is given.']);
+        }
+      });
+      return out;
+    }
+
+    // Shows the problems as one list, each naming its field and leading to it; the fields are
+    // marked and the first is scrolled to and focused.
+    function showProblems(list) {
+      for (const el of document.querySelectorAll('#app-form [aria-invalid="true"]')) el.removeAttribute('aria-invalid');
+      const items = list.map(([id, label, msg]) => {
+        const el = id && document.getElementById(id);
+        if (el) el.setAttribute('aria-invalid', 'true');
+        const link = el ? h('a', { href: `#${id}`, onclick: (ev) => { ev.preventDefault(); el.focus(); } }, label) : h('strong', {}, label);
+        return h('li', {}, link, ' ', msg);
+      });
+      say('error', h('p', {}, list.length === 1 ? 'Please correct this:' : `Please correct these ${list.length} fields:`),
+        h('ul', { class: 'problems' }, items));
+      const first = list.map(([id]) => id && document.getElementById(id)).find(Boolean);
+      if (first) {
+        first.scrollIntoView({ block: 'center' });
+        first.focus({ preventScroll: true });
+      }
+    }
+
+    // A server refusal that names fields (`token_uri must be …`): in the same list, with labels.
+    function serverProblems(e) {
+      const out = [];
+      for (const part of e.parts || [e.message]) {
+        let text = plain(part);
+        let id = null;
+        let label = null;
+        for (const [k, l] of Object.entries(LABELS)) {
+          const re = new RegExp(`\\b${k}\\b`);
+          if (re.test(text)) {
+            text = text.replace(re, '').trim();
+            id = id || `field-${k}`;
+            label = label || l;
+          } else if (!label && text.startsWith(`${l} `)) {
+            text = text.slice(l.length).trim();
+            id = `field-${k}`;
+            label = l;
+          }
+        }
+        if (!label) return null;
+        out.push([id, label, text]);
+      }
+      return out.length ? out : null;
+    }
+
     // Saves when needed; returns false when the form is not valid.
     async function saveDoc() {
       if (!canEdit) return true;
-      const provider = (doc.provider_name || '').trim();
-      if (!provider) {
-        const el = document.getElementById('field-provider_name');
-        el.setAttribute('aria-invalid', 'true');
-        el.focus();
-        say('error', 'Provider Name is required.');
+      const list = problems();
+      if (list.length) {
+        showProblems(list);
         return false;
       }
       const out = {};
-      for (const k of EDITABLE) if (k !== 'client_secret') out[k] = doc[k] ?? '';
+      for (const k of EDITABLE) if (k !== 'client_secret') out[k] = (doc[k] ?? '').trim();
       if ((doc.client_secret ?? null) !== savedSecret && doc.client_secret) out.client_secret = doc.client_secret;
       out.scopes = (doc.scopes || []).filter((r) => (r.scope || '').trim()).map((r) => ({ scope: r.scope.trim() }));
       out.query_parameters = (doc.query_parameters || []).filter((r) => (r.key || '').trim() || (r.value || '').trim())
         .map((r) => ({ key: (r.key || '').trim(), value: r.value || '' }));
-      const saved = name
-        ? await api('PUT', `/api/resource/Connected%20App/${enc(name)}`, out)
-        : await api('POST', '/api/resource/Connected%20App', out);
+      let saved;
+      try {
+        saved = name
+          ? await api('PUT', `/api/resource/Connected%20App/${enc(name)}`, out)
+          : await api('POST', '/api/resource/Connected%20App', out);
+      } catch (e) {
+        const named = serverProblems(e);
+        if (!named) throw e;
+        showProblems(named);
+        return false;
+      }
       const wasNew = !name;
       doc = saved.data;
       name = doc.name;
@@ -469,23 +697,63 @@
       return true;
     }
 
+    // Fills the endpoints from the discovery document. A new app is saved for it; when the
+    // discovery fails, that app is deleted again (no half-configured app stays behind) and the
+    // form keeps what was typed.
     async function discover() {
       if (!(doc.openid_configuration || '').trim()) {
-        const el = document.getElementById('field-openid_configuration');
-        el.setAttribute('aria-invalid', 'true');
-        el.focus();
-        say('error', 'Enter the OpenID Configuration URL first.');
+        showProblems([['field-openid_configuration', 'OpenID Configuration', 'is needed to get the configuration.']]);
         return;
       }
+      const typed = { ...doc, scopes: [...(doc.scopes || [])], query_parameters: [...(doc.query_parameters || [])] };
+      const wasNew = !name;
       if (!name || dirty) { if (!(await saveDoc())) return; }
-      const r = await api('POST', '/api/method/run_doc_method',
-        { dt: 'Connected App', dn: name, method: 'get_openid_configuration' });
+      let r;
+      try {
+        r = await api('POST', '/api/method/run_doc_method',
+          { dt: 'Connected App', dn: name, method: 'get_openid_configuration' });
+      } catch (e) {
+        if (wasNew && name) {
+          await api('DELETE', `/api/resource/Connected%20App/${enc(name)}`).catch(() => {});
+          name = null;
+          delete body.dataset.name;
+          doc = { ...typed, name: undefined, redirect_uri: '' };
+          savedSecret = null;
+          dirty = true;
+          history.replaceState(null, '', `${HOME}/new`);
+          render();
+        }
+        const err = new Error(`Get OpenID Configuration failed, so nothing was saved: ${e.message}`);
+        err.parts = [`Get OpenID Configuration failed${wasNew ? ', so the app was not saved' : ''}: `
+          + (e.parts || [e.message]).map(plain).join(' ')];
+        document.getElementById('field-openid_configuration')?.setAttribute('aria-invalid', 'true');
+        throw err;
+      }
       doc = r.message;
       savedSecret = doc.client_secret ?? null;
+      dirty = false;
       render();
       loadConnection();
       showInfo('The endpoints were filled from the OpenID configuration.');
       document.getElementById('get-openid')?.focus();
+    }
+
+    // What the app lacks before anyone can connect (empty: it can connect).
+    function missingForConnect() {
+      const need = [['client_id', 'Client Id'], ['authorization_uri', 'Authorization URI'], ['token_uri', 'Token URI']];
+      return need.filter(([k]) => !(doc[k] || '').trim()).map(([, l]) => l);
+    }
+
+    function updateConnect() {
+      const b = document.getElementById('connect');
+      const why = document.getElementById('connect-why');
+      if (!b) return;
+      const missing = missingForConnect();
+      b.disabled = missing.length > 0;
+      if (why) {
+        why.textContent = missing.length
+          ? `To connect, the app needs ${missing.join(', ')}${canEdit ? ' (fill them in and save)' : ' (ask a System Manager)'}.` : '';
+      }
     }
 
     async function connect(button) {
@@ -496,64 +764,75 @@
           args: JSON.stringify({ success_uri: appPath(name) }),
         });
         if (typeof r.message !== 'string' || !r.message) throw new Error('The provider address is missing.');
+        leaving = true;
         location.assign(r.message);
       });
+      updateConnect();
+    }
+
+    // Delete, with Frappe's refusal when connections link to the app and a way through:
+    // delete those connections first (they are revoked at the provider), then the app.
+    async function deleteApp(button) {
+      const provider = doc.provider_name || name;
+      if (!window.confirm(`Delete the Connected App ${provider} (${name})? This cannot be undone.`)) return;
+      await act(button, async () => {
+        try {
+          await api('DELETE', `/api/resource/Connected%20App/${enc(name)}`);
+        } catch (e) {
+          if (e.excType !== 'LinkExistsError') throw e;
+          await offerLinked(e);
+          return;
+        }
+        dirty = false;
+        leaving = true;
+        location.assign(`${HOME}?deleted=${enc(provider)}`);
+      });
+    }
+
+    async function offerLinked(e) {
+      const q = new URLSearchParams({
+        fields: JSON.stringify(['name', 'user']),
+        filters: JSON.stringify([['connected_app', '=', name]]),
+        limit_page_length: '0',
+      });
+      const linked = (await api('GET', `/api/resource/Token%20Cache?${q}`)).data || [];
+      const all = h('button', { type: 'button', class: 'danger', id: 'delete-linked' },
+        `Delete ${linked.length === 1 ? 'this connection' : `these ${linked.length} connections`} and the app`);
+      all.addEventListener('click', () => {
+        if (!window.confirm(`Delete ${linked.length} connection(s) (their tokens are revoked at the provider) and then the app?`)) return;
+        act(all, async () => {
+          for (const tc of linked) await api('DELETE', `/api/resource/Token%20Cache/${enc(tc.name)}`);
+          await api('DELETE', `/api/resource/Connected%20App/${enc(name)}`);
+          dirty = false;
+          leaving = true;
+          location.assign(`${HOME}?deleted=${enc(doc.provider_name || name)}`);
+        });
+      });
+      say('error', ...(e.parts || [e.message]).map((p) => h('p', {}, rich(p))),
+        h('p', {}, 'Connections still use this app:'),
+        h('ul', {}, linked.map((tc) => h('li', {}, h('a', { href: cachePath(tc.name) }, tc.user || 'the app itself'), ` (${tc.name})`))),
+        h('div', { class: 'actions' }, all));
+      all.focus();
     }
 
     async function loadConnection() {
       const box = document.getElementById('connection-body');
       if (!box || !name) return;
-      // The connection is found by its app and user (the row's columns), never by composing
-      // `<app>-<user>`: another user's row can have that name (app `a`, user `mary-jane@…`
-      // against app `a-mary`, user `jane@…`).
-      let tcName = null;
-      let tc = null;
-      let connected = false;
-      const mine = new URLSearchParams({
-        fields: JSON.stringify(['name']),
-        filters: JSON.stringify([['connected_app', '=', name], ['user', '=', user]]),
-        limit_page_length: '1',
-      });
+      let st;
       try {
-        const [t, has] = await Promise.all([
-          api('GET', `/api/resource/Token%20Cache?${mine}`).then((r) => {
-            const row = (r.data || [])[0];
-            if (!row) return null;
-            tcName = row.name;
-            return api('GET', `/api/resource/Token%20Cache/${enc(tcName)}`).then((x) => x.data);
-          }).catch((e) => {
-            if (e.status === 404 || e.status === 403) return null;
-            throw e;
-          }),
-          api('POST', '/api/method/frappe.integrations.doctype.connected_app.connected_app.has_token',
-            { connected_app: name }),
-        ]);
-        tc = t;
-        connected = has.message === true;
+        st = await connectionStatus(name);
       } catch (e) {
         box.replaceChildren(h('p', { class: 'msg error' }, e.message));
         return;
       }
       const provider = doc.provider_name || name;
-      const hadToken = tc && tc.access_token;
-      const state = connected ? h('span', { class: 'badge ok', id: 'connection-state' }, 'Connected')
-        : h('span', { class: hadToken ? 'badge warn' : 'badge off', id: 'connection-state' },
-          hadToken ? 'Needs reconnecting' : 'Not connected');
-      const facts = h('dl', { class: 'facts' }, h('dt', {}, 'State'), h('dd', {}, state));
-      if (connected && tc) {
-        const scopes = (tc.scopes || []).map((s) => s.scope).filter(Boolean);
-        facts.append(h('dt', {}, 'Scopes'), h('dd', {}, scopes.length ? scopes.join(', ') : 'none granted'));
-        const expires = tc.expires_in ? addSeconds(tc.modified, tc.expires_in) : null;
-        facts.append(h('dt', {}, 'Token expires'), h('dd', {}, expires
-          ? `${expires} (site time); it is renewed automatically when it can be`
-          : 'not stated by the provider'));
-      }
+      const tcName = st.token_cache;
       const actions = h('div', { class: 'actions' });
       const connectBtn = h('button', { type: 'button', class: 'primary', id: 'connect' },
-        connected || hadToken ? 'Reconnect' : `Connect to ${provider}`);
+        st.state !== 'not_connected' ? 'Reconnect' : `Connect to ${provider}`);
       connectBtn.addEventListener('click', () => connect(connectBtn));
       actions.append(connectBtn);
-      if (tc) {
+      if (tcName) {
         const disc = h('button', { type: 'button', class: 'danger', id: 'disconnect' }, 'Disconnect');
         disc.addEventListener('click', () => {
           if (!window.confirm(`Disconnect your ${provider} account? The saved token is deleted and revoked at the provider.`)) return;
@@ -566,32 +845,36 @@
         });
         actions.append(disc);
       }
-      box.replaceChildren(facts, actions);
+      box.replaceChildren(connectionFacts(st), actions, h('p', { class: 'muted', id: 'connect-why' }),
+        st.state !== 'not_connected' ? codePanel(name, provider) : null);
+      updateConnect();
     }
   }
 
+  // Every connection for a System Manager; a plain user's own (the list API shows them only
+  // the Token Caches they own).
   async function tokenCachePage() {
     const list = h('div', { class: 'card' }, h('p', { class: 'muted' }, 'Loading…'));
     content.replaceChildren(list);
+    const deleted = new URLSearchParams(location.search).get('deleted');
+    if (deleted) showInfo(`The connection ${deleted} was deleted.`);
     async function load() {
       const q = new URLSearchParams({
-        fields: JSON.stringify(['name', 'user', 'connected_app', 'provider_name', 'expires_in', 'modified']),
+        fields: JSON.stringify(['name', 'user', 'connected_app', 'provider_name']),
         order_by: 'modified desc',
         limit_page_length: '0',
       });
       const rows = (await api('GET', `/api/resource/Token%20Cache?${q}`)).data || [];
       if (!rows.length) {
-        list.replaceChildren(h('p', {}, 'Nobody is connected yet.'));
+        list.replaceChildren(h('p', {}, systemManager ? 'Nobody is connected yet.'
+          : 'You have no connections yet. Open a Connected App and connect your account.'));
         return;
       }
-      const states = await Promise.all(rows.map((r) => (!r.user ? Promise.resolve('App token')
-        : api('POST', '/api/method/frappe.integrations.doctype.connected_app.connected_app.has_token',
-          { connected_app: r.connected_app, connected_user: r.user })
-          .then((x) => (x.message ? 'Connected' : 'Not connected'))
-          .catch(() => 'Unknown'))));
+      const states = await Promise.all(rows.map((r) => (!r.user ? Promise.resolve(null)
+        : connectionStatus(r.connected_app, systemManager ? r.user : null).catch(() => null))));
       list.replaceChildren(h('table', { class: 'list' },
         h('caption', { class: 'sr-only' }, 'Connections'),
-        h('thead', {}, h('tr', {}, ['User', 'Connected App', 'Expires', 'State', 'Actions']
+        h('thead', {}, h('tr', {}, ['User', 'Connected App', 'State', 'Expires', 'Actions']
           .map((t) => h('th', { scope: 'col' }, t)))),
         h('tbody', {}, rows.map((r, i) => {
           const del = h('button', { type: 'button', class: 'danger', 'aria-label': `Delete the connection of ${r.user || 'the app'} to ${r.provider_name || r.connected_app}` }, 'Delete');
@@ -603,22 +886,57 @@
               showInfo('Deleted.');
             });
           });
-          const expires = r.expires_in ? addSeconds(r.modified, r.expires_in) : null;
+          const st = states[i];
           return h('tr', {},
-            h('td', { 'data-label': 'User' }, r.user || h('span', { class: 'muted' }, 'the app itself')),
+            h('td', { 'data-label': 'User' }, h('a', { href: cachePath(r.name) }, r.user || 'the app itself')),
             h('td', { 'data-label': 'Connected App' }, h('a', { href: appPath(r.connected_app) }, r.provider_name || r.connected_app)),
-            h('td', { 'data-label': 'Expires' }, expires || '—'),
-            h('td', { 'data-label': 'State' }, states[i]),
+            h('td', { 'data-label': 'State' }, st ? badge(st.state) : h('span', { class: 'muted' }, r.user ? 'unknown' : 'app token')),
+            h('td', { 'data-label': 'Expires' }, st && st.expires_at ? when(st.expires_at, st.time_zone) : '—'),
             h('td', {}, del));
         }))));
     }
     await load();
   }
 
+  // One connection: whose, to which app, its state, and Delete.
+  async function tokenCacheFormPage() {
+    const name = body.dataset.name;
+    const tc = (await api('GET', `/api/resource/Token%20Cache/${enc(name)}`)).data;
+    const title = `${tc.provider_name || tc.connected_app} · ${tc.user || 'the app itself'}`;
+    document.getElementById('title').textContent = title;
+    document.title = `${title} · Connected Apps`;
+    const card = h('section', { class: 'card', 'aria-label': 'Connection' });
+    const facts = h('dl', { class: 'facts' },
+      h('dt', {}, 'User'), h('dd', {}, tc.user || 'the app itself (client credentials)'),
+      h('dt', {}, 'Connected App'), h('dd', {}, h('a', { href: appPath(tc.connected_app) }, tc.provider_name || tc.connected_app),
+        ' ', h('code', {}, tc.connected_app)),
+      h('dt', {}, 'Token Cache'), h('dd', {}, h('code', {}, tc.name)));
+    let health = null;
+    if (tc.user) {
+      health = await connectionStatus(tc.connected_app, tc.user === user ? null : tc.user)
+        .then(connectionFacts).catch((e) => h('p', { class: 'msg error' }, e.message));
+    }
+    const del = h('button', { type: 'button', class: 'danger', id: 'delete-connection' }, 'Delete');
+    del.addEventListener('click', () => {
+      if (!window.confirm('Delete this connection? Its tokens are revoked at the provider.')) return;
+      act(del, async () => {
+        await api('DELETE', `/api/resource/Token%20Cache/${enc(name)}`);
+        location.assign(`/app/token-cache?deleted=${enc(name)}`);
+      });
+    });
+    card.append(facts, health || '', h('div', { class: 'actions' }, del));
+    content.replaceChildren(card);
+  }
+
   function callbackErrorPage() {
     say('error', body.dataset.error || 'The connection could not be completed.');
     content.replaceChildren(h('p', {}, body.dataset.name
       ? h('a', { href: appPath(body.dataset.name) }, 'Back to the app page') : h('a', { href: HOME }, 'Back')));
+  }
+
+  function notFoundPage() {
+    say('error', 'There is no such page.');
+    content.replaceChildren(h('p', {}, h('a', { href: HOME }, 'Back to the Connected Apps')));
   }
 
   function forbiddenPage() {
@@ -630,10 +948,14 @@
 
   const logout = document.getElementById('logout');
   if (logout) {
-    logout.addEventListener('click', () => act(logout, async () => {
-      await api('POST', '/api/method/logout');
-      location.assign('/login');
-    }));
+    logout.addEventListener('click', () => {
+      if (!mayLeave()) return;
+      act(logout, async () => {
+        await api('POST', '/api/method/logout');
+        leaving = true;
+        location.assign('/login?logged-out=1');
+      });
+    });
   }
 
   const pages = {
@@ -641,6 +963,8 @@
     'app-list': appListPage,
     'app-form': appFormPage,
     'token-cache': tokenCachePage,
+    'token-cache-form': tokenCacheFormPage,
+    'not-found': notFoundPage,
     'callback-error': callbackErrorPage,
     forbidden: forbiddenPage,
   };

@@ -15,6 +15,8 @@ const CSS: &str = include_str!("app.css");
 const JS: &str = include_str!("app.js");
 const CSS_PATH: &str = "/assets/connected-apps/app.css";
 const JS_PATH: &str = "/assets/connected-apps/app.js";
+const ICON: &str = include_str!("favicon.svg");
+const ICON_PATH: &str = "/assets/connected-apps/favicon.svg";
 const HOME: &str = "/app/connected-app";
 
 /// Only our own script and style; no framing; no referrer to other origins.
@@ -32,7 +34,11 @@ pub fn routes(t: &mut crate::routes::RouteTable) {
         .get(HOME, app_list)
         .get("/app/connected-app/new", app_new)
         .get("/app/connected-app/{name}", app_form)
-        .get("/app/token-cache", token_cache_list);
+        .get("/app/token-cache", token_cache_list)
+        .get("/app/token-cache/{name}", token_cache_form)
+        .get("/app/Form/{doctype}/{name}", frappe_form_link)
+        .get(ICON_PATH, icon)
+        .get("/favicon.ico", icon);
 }
 
 fn secured(mut b: HttpResponseBuilder) -> HttpResponseBuilder {
@@ -49,6 +55,10 @@ async fn css() -> HttpResponse {
 
 async fn js() -> HttpResponse {
     asset("text/javascript; charset=utf-8", JS)
+}
+
+async fn icon() -> HttpResponse {
+    asset("image/svg+xml", ICON)
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> HttpResponse {
@@ -101,7 +111,7 @@ fn shell_html(status: StatusCode, shell: Shell<'_>, csrf_token: Option<&str>) ->
         let cache = if shell.user.is_system_manager() {
             "<li><a href=\"/app/token-cache\">Token Cache</a></li>"
         } else {
-            ""
+            "<li><a href=\"/app/token-cache\">My connections</a></li>"
         };
         format!(
             "<nav aria-label=\"Main\"><ul><li><a href=\"{HOME}\">Connected Apps</a></li>{cache}</ul></nav>\
@@ -116,6 +126,7 @@ fn shell_html(status: StatusCode, shell: Shell<'_>, csrf_token: Option<&str>) ->
 <meta charset=\"utf-8\">
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">{csrf}
 <title>{title} · Connected Apps</title>
+<link rel=\"icon\" href=\"{ICON_PATH}\" type=\"image/svg+xml\">
 <link rel=\"stylesheet\" href=\"{CSS_PATH}\">
 <script src=\"{JS_PATH}\" defer></script>
 </head>
@@ -261,6 +272,8 @@ async fn app_form(
     .await
 }
 
+/// Every connection for a System Manager; a plain user's own (Frappe lets them read the
+/// Token Caches they own).
 async fn token_cache_list(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -269,26 +282,82 @@ async fn token_cache_list(
     if user.is_guest() {
         return login_first(&req);
     }
-    let status = if user.is_system_manager() {
-        StatusCode::OK
+    let title = if user.is_system_manager() {
+        "Token Cache"
     } else {
-        StatusCode::FORBIDDEN
+        "My connections"
     };
     page(
         &state,
-        status,
+        StatusCode::OK,
         Shell {
-            page: if user.is_system_manager() {
-                "token-cache"
-            } else {
-                "forbidden"
-            },
-            title: "Token Cache",
+            page: "token-cache",
+            title,
             user: &user,
             data: &[],
         },
     )
     .await
+}
+
+/// One connection (a Token Cache): its state, and a way to delete it.
+async fn token_cache_form(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    user: CurrentUser,
+    name: web::Path<String>,
+) -> HttpResponse {
+    if user.is_guest() {
+        return login_first(&req);
+    }
+    page(
+        &state,
+        StatusCode::OK,
+        Shell {
+            page: "token-cache-form",
+            title: "Connection",
+            user: &user,
+            data: &[("name", &name)],
+        },
+    )
+    .await
+}
+
+/// Frappe's desk links (`/app/Form/Connected App/<name>`, as in its error messages) open the
+/// page of that document here.
+async fn frappe_form_link(
+    state: web::Data<AppState>,
+    user: CurrentUser,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (doctype, name) = path.into_inner();
+    let base = match doctype
+        .to_ascii_lowercase()
+        .replace(['-', '_'], " ")
+        .as_str()
+    {
+        "connected app" => HOME,
+        "token cache" => "/app/token-cache",
+        _ => {
+            return page(
+                &state,
+                StatusCode::NOT_FOUND,
+                Shell {
+                    page: "not-found",
+                    title: "Page not found",
+                    user: &user,
+                    data: &[],
+                },
+            )
+            .await
+        }
+    };
+    let target = format!("{base}/{}", crate::routes::oauth::path_segment(&name));
+    if user.is_guest() {
+        let q: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+        return redirect(&format!("/login?redirect-to={q}"));
+    }
+    redirect(&target)
 }
 
 /// A failed OAuth callback, for a person in a browser: the reason in plain words and the way

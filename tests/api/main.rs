@@ -18,6 +18,7 @@ mod foundation;
 mod frappe_calls;
 mod frappe_clients;
 mod galera;
+mod health;
 mod hostile;
 mod injection;
 mod isolation;

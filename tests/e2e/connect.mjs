@@ -109,11 +109,11 @@ try {
   check(await page.getByLabel('Redirect URI', { exact: true }).getAttribute('readonly') !== null, 'Redirect URI is read-only');
   await page.locator('#connection-state', { hasText: 'Not connected' }).waitFor();
 
-  step('the list shows the app with its client id and redirect URI');
+  step('the list shows the app with its client id and name');
   await page.getByRole('link', { name: 'Connected Apps' }).first().click();
   await page.getByRole('link', { name: 'Test Provider' }).waitFor();
   check(await page.getByText(CLIENT_ID, { exact: true }).count() === 1, 'client id in the list');
-  check(await page.getByText(redirect, { exact: true }).count() === 1, 'redirect URI in the list');
+  check(await page.locator('td[data-label="Name"] code', { hasText: name }).count() === 1, 'the app\'s name in the list');
   await page.setViewportSize({ width: 360, height: 800 });
   check(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
     'no sideways scrolling on the list at 360px');
@@ -181,7 +181,7 @@ try {
 
   step('log out');
   await page.getByRole('button', { name: 'Log out' }).click();
-  await page.waitForURL(`${SERVICE}/login`);
+  await page.waitForURL(`${SERVICE}/login?logged-out=1`);
   await page.goto(`${SERVICE}/app/token-cache`);
   await page.waitForURL(/\/login\?redirect-to=%2Fapp%2Ftoken-cache$/);
 
