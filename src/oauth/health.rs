@@ -236,12 +236,15 @@ pub fn connection_status(
 /// are not connections of a person and are left out), in the order of [`STATES`].
 pub fn count_by_state(state: &AppState, conn: &mut DbConnection) -> AppResult<[i64; 5]> {
     let ty = store::text_type(conn);
+    // One query, whatever the number of connections: a scrape costs one scan.
     let sql = format!(
         "SELECT CAST(tc.`name` AS {ty}), CAST(tc.`expires_in` AS {ty}), CAST(tc.`modified` AS {ty}), \
          CAST(ts.`received_at` AS {ty}), CAST(ts.`needs_reconnect` AS {ty}), \
          CASE WHEN a.`password` IS NULL OR a.`password` = '' THEN '0' ELSE '1' END, \
-         CASE WHEN r.`password` IS NULL OR r.`password` = '' THEN '0' ELSE '1' END \
+         CASE WHEN r.`password` IS NULL OR r.`password` = '' THEN '0' ELSE '1' END, \
+         CASE WHEN h.`token_cache` IS NULL THEN '0' ELSE '1' END \
          FROM `tabToken Cache` tc \
+         LEFT JOIN `ca_refresh_health` h ON h.`token_cache` = tc.`name` \
          LEFT JOIN `ca_token_state` ts ON ts.`token_cache` = tc.`name` \
          LEFT JOIN `__Auth` a ON a.`doctype` = 'Token Cache' AND a.`name` = tc.`name` AND a.`fieldname` = 'access_token' \
          LEFT JOIN `__Auth` r ON r.`doctype` = 'Token Cache' AND r.`name` = tc.`name` AND r.`fieldname` = 'refresh_token' \
@@ -251,7 +254,6 @@ pub fn count_by_state(state: &AppState, conn: &mut DbConnection) -> AppResult<[i
     let mut counts = [0i64; 5];
     for mut row in rows {
         let mut col = |i: usize| row.0.get_mut(i).and_then(Option::take);
-        let name = col(0).unwrap_or_default();
         let expires_in = col(1)
             .and_then(|v| v.trim().parse::<f64>().ok())
             .unwrap_or(0.0) as i64;
@@ -266,7 +268,7 @@ pub fn count_by_state(state: &AppState, conn: &mut DbConnection) -> AppResult<[i
             needs_reconnect,
             seconds_left: base.map_or(0, |b| expires_in - state.clock.seconds_since(b)),
             has_refresh_token,
-            failing: refresh_failure(state, conn, &name)?.is_some(),
+            failing: col(7).as_deref() == Some("1"),
         };
         let h = classify(&facts);
         if let Some(i) = STATES.iter().position(|s| *s == h) {
