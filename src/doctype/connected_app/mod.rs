@@ -82,3 +82,6 @@ pub fn on_trash(conn: &mut DbConnection, doc: &Doc) -> AppResult<()> {
 pub fn on_delete(conn: &mut DbConnection, doc: &Doc) -> AppResult<()> {
     crate::oauth::store::delete_app_settings(conn, doc.name())
 }
+
+#[cfg(test)]
+mod tests;
