@@ -6,6 +6,7 @@ pub mod commands;
 pub mod configuration;
 pub mod db;
 pub mod doc;
+pub mod doctype;
 pub mod error;
 pub mod frappe;
 pub mod import;

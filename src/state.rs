@@ -23,8 +23,8 @@ pub struct AppState {
     pub api_keys: ApiKeyCache,
     pub oauth: crate::oauth::OAuthState,
     pub docs: crate::doc::cache::DocCache,
-    pub pages: crate::doc::list::PageCache,
-    pub counts: crate::doc::list::Coalescer,
+    pub pages: crate::doc::page_cache::PageCache,
+    pub counts: crate::doc::coalesce::Coalescer,
     pub metrics: crate::metrics::Metrics,
     /// Password-check permits and the purge clock of login throttling.
     pub login: crate::auth::throttle::LoginLimits,

@@ -5,8 +5,10 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use super::coalesce::CountKey;
+use super::page_cache::PageKey;
 use super::row::{DynRow, Sql};
 use super::service::StatePtr;
 use super::service::{has_doctype_access, list_owner_filter, no_doctype_access};
@@ -14,7 +16,6 @@ use super::store;
 use crate::auth::CurrentUser;
 use crate::db::DbConnection;
 use crate::error::{AppError, AppResult};
-use crate::frappe::list_query::SqlValue;
 use crate::frappe::list_query::{
     self, AggItem, AggOutput, ListQuery, ListQueryError, RawListArgs, Select,
 };
@@ -97,7 +98,7 @@ pub async fn get_list(
                 let mut t: Vec<&'static crate::frappe::meta::TableMeta> = Vec::new();
                 for (table, _, _) in &columns {
                     if let Some(table) = table {
-                        if !t.iter().any(|x| std::ptr::eq(*x, *table)) {
+                        if !t.iter().any(|x| x.table == table.table) {
                             t.push(table);
                         }
                     }
@@ -110,7 +111,7 @@ pub async fn get_list(
                     // Only the child rows that match the filters on this child table, as
                     // Frappe's LEFT JOIN returns them.
                     let mut on_child = q.clone();
-                    on_child.filters.retain(|c| std::ptr::eq(c.table, *table));
+                    on_child.filters.retain(|c| c.table.table == table.table);
                     on_child.or_filters.clear();
                     let filter = on_child.where_clause(meta, None);
                     store::child_rows(conn, meta, table, &names, Some(filter))?
@@ -182,7 +183,8 @@ fn plain_page(
     wanted.extend(stamp_columns);
     let (from, binds) = store::list_from(b, meta, q, owner);
     let sql = store::select_text(b, &wanted, &from);
-    let key = PageKey::new(&sql, &binds, &columns, q.as_dict);
+    let aliases: Vec<&str> = columns.iter().map(|c| c.alias.as_str()).collect();
+    let key = PageKey::new(&sql, &binds, &aliases, q.as_dict);
     if let Some(page) = state.pages.get(&key) {
         let check = store::select_text(b, &stamp_columns, &from);
         let now = Sql::new(check).bind_all(binds.clone()).rows(conn)?;
@@ -222,91 +224,6 @@ fn plain_page(
             Ok(ListRows::Raw(json))
         }
         None => Ok(plain),
-    }
-}
-
-/// What identifies a cached page: the statement, its values and the output's shape.
-#[derive(PartialEq, Eq, Hash)]
-struct PageKey(String);
-
-impl PageKey {
-    fn new(sql: &str, binds: &[SqlValue], columns: &[PlainColumn], as_dict: bool) -> PageKey {
-        let aliases: Vec<&str> = columns.iter().map(|c| c.alias.as_str()).collect();
-        PageKey(format!("{sql}\n{binds:?}\n{aliases:?}\n{as_dict}"))
-    }
-}
-
-/// A cached page: its rows' names and `modified`, and the page as JSON.
-struct Page {
-    stamps: Vec<[Option<String>; 2]>,
-    json: Arc<Box<RawValue>>,
-}
-
-/// Plain list pages already served, per process. Bounded in entries and in bytes (a page's
-/// key, JSON and stamps all count); when either bound is reached the cache starts over.
-#[derive(Default)]
-pub struct PageCache {
-    pages: Mutex<(HashMap<PageKey, Arc<Page>>, usize)>,
-}
-
-const MAX_PAGES: usize = 512;
-const MAX_PAGE_BYTES: usize = 64 * 1024;
-const MAX_CACHE_BYTES: usize = 8 * 1024 * 1024;
-
-impl PageCache {
-    fn get(&self, key: &PageKey) -> Option<Arc<Page>> {
-        let pages = self.pages.lock().ok()?;
-        pages.0.get(key).cloned()
-    }
-
-    fn put(&self, key: PageKey, stamps: Vec<[Option<String>; 2]>, json: Arc<Box<RawValue>>) {
-        let page = Page { stamps, json };
-        let size = key.0.len() + page.bytes();
-        if size > MAX_PAGE_BYTES {
-            return;
-        }
-        let Ok(mut pages) = self.pages.lock() else {
-            return;
-        };
-        let (map, bytes) = &mut *pages;
-        if map.len() >= MAX_PAGES || *bytes + size > MAX_CACHE_BYTES {
-            map.clear();
-            *bytes = 0;
-        }
-        *bytes += size;
-        let key_len = key.0.len();
-        if let Some(old) = map.insert(key, Arc::new(page)) {
-            *bytes -= (key_len + old.bytes()).min(*bytes);
-        }
-    }
-
-    /// Pages held and the bytes counted against [`MAX_CACHE_BYTES`].
-    #[cfg(test)]
-    fn held(&self) -> (usize, usize) {
-        let pages = self.pages.lock().unwrap();
-        (pages.0.len(), pages.1)
-    }
-}
-
-impl Page {
-    /// What a page holds: its JSON and its rows' names and `modified` (which, for a page of
-    /// short rows, weigh more than the JSON).
-    fn bytes(&self) -> usize {
-        let stamps: usize = self
-            .stamps
-            .iter()
-            .map(|s| {
-                std::mem::size_of::<[Option<String>; 2]>()
-                    + s.iter().flatten().map(String::len).sum::<usize>()
-            })
-            .sum();
-        self.json.get().len() + stamps
-    }
-}
-
-impl std::fmt::Debug for PageCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PageCache").finish_non_exhaustive()
     }
 }
 
@@ -487,7 +404,7 @@ pub async fn get_count(
 }
 
 /// Counts a list query's rows. Identical counts asked while one is being computed share the
-/// next computation (see [`Coalescer`]).
+/// next computation (see [`super::coalesce::Coalescer`]).
 async fn count(
     state: &AppState,
     meta: &'static DocMeta,
@@ -504,211 +421,6 @@ async fn count(
                 .read(move |conn| store::run_count(conn, sql, binds))
         })
         .await
-}
-
-/// What makes two counts identical: the statement and every bound value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CountKey {
-    pub sql: String,
-    pub binds: Vec<SqlValue>,
-}
-
-impl std::hash::Hash for CountKey {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        self.sql.hash(h);
-        for b in &self.binds {
-            match b {
-                SqlValue::Text(s) => (0u8, s).hash(h),
-                SqlValue::Int(i) => (1u8, i).hash(h),
-                SqlValue::Float(f) => (2u8, f.to_bits()).hash(h),
-                SqlValue::Null => 3u8.hash(h),
-            }
-        }
-    }
-}
-
-impl CountKey {
-    /// Heap and inline bytes the key holds (for the coalescer's bound).
-    fn bytes(&self) -> usize {
-        let values: usize = self
-            .binds
-            .iter()
-            .map(|b| match b {
-                SqlValue::Text(s) => s.len(),
-                _ => 0,
-            })
-            .sum();
-        self.sql.len() + values + self.binds.len() * std::mem::size_of::<SqlValue>()
-    }
-}
-
-/// Request coalescing for identical reads: of the requests that wait while one computation
-/// runs, one computes again when it ends and the others take its answer.
-///
-/// An answer is only ever given to requests that arrived before the computation that
-/// produced it began, so each one reflects the database at some moment between the request's
-/// arrival and its answer, exactly as if the request had run its own query. Under load this
-/// turns N identical `COUNT(*)`s (which MariaDB answers by scanning an index) into about one
-/// per round trip.
-///
-/// Memory: flights are found by a hash of their key (keyed per process, so a caller cannot
-/// aim for collisions) and told apart by comparing the whole key, which a flight holds (the
-/// key of the request that opened it, moved, not copied) only while a request is in it: the
-/// last request to leave, answered or cancelled, removes it. So the coalescer holds nothing
-/// once counts are answered, and while they run at most [`MAX_FLIGHTS`] flights and
-/// [`MAX_FLIGHT_KEY_BYTES`] of keys; a count beyond either bound runs on its own.
-#[derive(Default)]
-pub struct Coalescer {
-    hasher: std::hash::RandomState,
-    flights: Mutex<Flights>,
-}
-
-#[derive(Default)]
-struct Flights {
-    by_hash: HashMap<u64, Vec<Arc<Flight>>>,
-    count: usize,
-    key_bytes: usize,
-}
-
-struct Flight {
-    key: CountKey,
-    /// Requests in this flight now (changed only under the `flights` lock).
-    users: std::sync::atomic::AtomicUsize,
-    /// Requests that have arrived, ever; a request's ticket is its place in this sequence.
-    arrivals: std::sync::atomic::AtomicU64,
-    /// The last answer and the number of arrivals it covers.
-    last: tokio::sync::Mutex<Option<(u64, AppResult<i64>)>>,
-}
-
-/// Counts in flight at once that can be coalesced.
-pub const MAX_FLIGHTS: usize = 1024;
-/// Bytes of the keys of the counts in flight that can be coalesced.
-pub const MAX_FLIGHT_KEY_BYTES: usize = 16 * 1024 * 1024;
-
-/// A request's place in a flight; leaving it (on answer or cancellation) removes the flight
-/// when no one else is in it.
-struct Seat<'a> {
-    coalescer: &'a Coalescer,
-    hash: u64,
-    flight: Arc<Flight>,
-}
-
-impl Drop for Seat<'_> {
-    fn drop(&mut self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        let mut flights = self
-            .coalescer
-            .flights
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if self.flight.users.fetch_sub(1, SeqCst) != 1 {
-            return;
-        }
-        let flights = &mut *flights;
-        if let Some(list) = flights.by_hash.get_mut(&self.hash) {
-            if let Some(i) = list.iter().position(|f| Arc::ptr_eq(f, &self.flight)) {
-                list.swap_remove(i);
-                flights.count -= 1;
-                flights.key_bytes -= self.flight.key.bytes();
-            }
-            if list.is_empty() {
-                flights.by_hash.remove(&self.hash);
-            }
-        }
-    }
-}
-
-impl Coalescer {
-    pub async fn run<F, Fut>(&self, key: CountKey, compute: F) -> AppResult<i64>
-    where
-        F: FnOnce(&CountKey) -> Fut,
-        Fut: std::future::Future<Output = AppResult<i64>>,
-    {
-        let hash = {
-            use std::hash::BuildHasher;
-            self.hasher.hash_one(&key)
-        };
-        self.run_hashed(hash, key, compute).await
-    }
-
-    /// [`Coalescer::run`] with the key's hash given (tests force collisions with it).
-    async fn run_hashed<F, Fut>(&self, hash: u64, key: CountKey, compute: F) -> AppResult<i64>
-    where
-        F: FnOnce(&CountKey) -> Fut,
-        Fut: std::future::Future<Output = AppResult<i64>>,
-    {
-        use std::sync::atomic::Ordering::SeqCst;
-        let seat = match self.sit(hash, key) {
-            Ok(seat) => seat,
-            Err(key) => return compute(&key).await,
-        };
-        let flight = &seat.flight;
-        let ticket = flight.arrivals.fetch_add(1, SeqCst) + 1;
-        let mut last = flight.last.lock().await;
-        if let Some((covered, answer)) = last.as_ref() {
-            if *covered >= ticket {
-                return answer.clone();
-            }
-        }
-        // Every request counted so far arrived before this computation begins.
-        let covered = flight.arrivals.load(SeqCst);
-        let answer = compute(&flight.key).await;
-        *last = Some((covered, answer.clone()));
-        answer
-    }
-
-    /// Joins the flight of an equal key, or opens one; gives the key back when the bounds
-    /// are reached (the count then runs on its own).
-    fn sit(&self, hash: u64, key: CountKey) -> Result<Seat<'_>, CountKey> {
-        use std::sync::atomic::Ordering::SeqCst;
-        let Ok(mut flights) = self.flights.lock() else {
-            return Err(key);
-        };
-        let flights = &mut *flights;
-        let list = flights.by_hash.entry(hash).or_default();
-        let flight = match list.iter().find(|f| f.key == key) {
-            Some(f) => f.clone(),
-            None => {
-                let bytes = key.bytes();
-                if flights.count >= MAX_FLIGHTS || flights.key_bytes + bytes > MAX_FLIGHT_KEY_BYTES
-                {
-                    if list.is_empty() {
-                        flights.by_hash.remove(&hash);
-                    }
-                    return Err(key);
-                }
-                let f = Arc::new(Flight {
-                    key,
-                    users: Default::default(),
-                    arrivals: Default::default(),
-                    last: Default::default(),
-                });
-                list.push(f.clone());
-                flights.count += 1;
-                flights.key_bytes += bytes;
-                f
-            }
-        };
-        flight.users.fetch_add(1, SeqCst);
-        Ok(Seat {
-            coalescer: self,
-            hash,
-            flight,
-        })
-    }
-
-    /// Flights held now and the bytes of their keys.
-    #[cfg(test)]
-    fn held(&self) -> (usize, usize, usize) {
-        let f = self.flights.lock().unwrap();
-        (f.by_hash.len(), f.count, f.key_bytes)
-    }
-}
-
-impl std::fmt::Debug for Coalescer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Coalescer").finish_non_exhaustive()
-    }
 }
 
 #[cfg(test)]
@@ -733,211 +445,6 @@ mod tests {
             any::<i64>().prop_map(|i| Some(i.to_string())),
             "[ -~]{0,30}".prop_map(Some),
         ]
-    }
-
-    fn key(s: &str) -> CountKey {
-        CountKey {
-            sql: "SELECT COUNT(*) FROM t WHERE a = ?".into(),
-            binds: vec![SqlValue::Text(s.into())],
-        }
-    }
-
-    #[test]
-    fn the_page_cache_counts_keys_json_and_stamps_against_its_bound() {
-        let cache = PageCache::default();
-        // Pages of 500 short rows: 3 KB of JSON, about 40 KB of names and `modified`.
-        let page = |i: usize| {
-            let stamps: Vec<[Option<String>; 2]> = (0..500)
-                .map(|r| {
-                    [
-                        Some(format!("n{r}")),
-                        Some("2026-11-28 08:35:16.132698".to_string()),
-                    ]
-                })
-                .collect();
-            let json = format!("[{}]", vec!["[1]"; 500].join(","));
-            let json = Arc::new(RawValue::from_string(json).unwrap());
-            (PageKey(format!("page {i}")), stamps, json)
-        };
-        let (key, stamps, json) = page(0);
-        let one = key.0.len()
-            + Page {
-                stamps: stamps.clone(),
-                json: json.clone(),
-            }
-            .bytes();
-        assert!(one > 30_000, "stamps are counted: {one}");
-        for i in 0..1_000 {
-            let (key, stamps, json) = page(i);
-            cache.put(key, stamps, json);
-            let (pages, bytes) = cache.held();
-            assert!(bytes <= MAX_CACHE_BYTES, "{bytes} bytes");
-            assert!(
-                pages * one <= MAX_CACHE_BYTES,
-                "{pages} pages of {one} bytes"
-            );
-        }
-        assert!(cache.held().0 > 0, "pages of this size are cached");
-    }
-
-    #[tokio::test]
-    async fn a_flight_is_gone_once_its_requests_are_answered_or_cancelled() {
-        let c = Arc::new(Coalescer::default());
-        // Answered: nothing stays, however large the key was.
-        for i in 0..100 {
-            let big = format!("{i}{}", "x".repeat(100_000));
-            assert_eq!(c.run(key(&big), |_| async { Ok(1) }).await, Ok(1));
-        }
-        assert_eq!(c.held(), (0, 0, 0));
-        // Cancelled while computing and while waiting: the last one out removes the flight.
-        let (_open, gate) = tokio::sync::oneshot::channel::<()>();
-        let gate = Arc::new(tokio::sync::Mutex::new(Some(gate)));
-        let running: Vec<_> = (0..3)
-            .map(|_| {
-                let (c, gate) = (c.clone(), gate.clone());
-                tokio::spawn(async move {
-                    c.run(key("slow"), |_| async move {
-                        if let Some(g) = gate.lock().await.take() {
-                            g.await.ok();
-                        }
-                        Ok(1)
-                    })
-                    .await
-                })
-            })
-            .collect();
-        for _ in 0..5 {
-            tokio::task::yield_now().await;
-        }
-        let (hashes, flights, bytes) = c.held();
-        assert_eq!((hashes, flights), (1, 1));
-        assert_eq!(bytes, key("slow").bytes());
-        for r in &running {
-            r.abort();
-        }
-        for r in running {
-            let _ = r.await;
-        }
-        assert_eq!(c.held(), (0, 0, 0));
-    }
-
-    #[tokio::test]
-    async fn counts_whose_hashes_collide_never_share_an_answer() {
-        let c = Arc::new(Coalescer::default());
-        let (open, gate) = tokio::sync::oneshot::channel::<()>();
-        let first = {
-            let c = c.clone();
-            tokio::spawn(async move {
-                c.run_hashed(7, key("a"), |_| async move {
-                    gate.await.ok();
-                    Ok(1)
-                })
-                .await
-            })
-        };
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
-        // Same hash, other key, while "a" is in flight: its own flight, its own answer.
-        let second = c.run_hashed(7, key("b"), |k| {
-            let k = k.clone();
-            async move { Ok(if k == key("b") { 2 } else { -1 }) }
-        });
-        assert_eq!(second.await, Ok(2));
-        assert_eq!(c.held().1, 1, "b's flight is gone, a's is still running");
-        open.send(()).unwrap();
-        assert_eq!(first.await.unwrap(), Ok(1));
-        assert_eq!(c.held(), (0, 0, 0));
-    }
-
-    #[tokio::test]
-    async fn counts_beyond_the_bounds_run_on_their_own() {
-        let c = Arc::new(Coalescer::default());
-        let gate = Arc::new(tokio::sync::Semaphore::new(0));
-        // Keys of 1 MiB each, all computing at once: only 15 fit in 16 MiB.
-        let big = |i: usize| key(&format!("{i:02}{}", "x".repeat(1024 * 1024)));
-        let waiting: Vec<_> = (0..20)
-            .map(|i| {
-                let (c, gate) = (c.clone(), gate.clone());
-                tokio::spawn(async move {
-                    c.run(big(i), |_| async move {
-                        gate.acquire().await.map(|p| p.forget()).ok();
-                        Ok(i as i64)
-                    })
-                    .await
-                })
-            })
-            .collect();
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        let (_, flights, bytes) = c.held();
-        assert_eq!(flights, MAX_FLIGHT_KEY_BYTES / big(0).bytes());
-        assert!(bytes <= MAX_FLIGHT_KEY_BYTES, "{bytes} bytes");
-        gate.add_permits(20);
-        for (i, w) in waiting.into_iter().enumerate() {
-            assert_eq!(w.await.unwrap(), Ok(i as i64), "each count its own answer");
-        }
-        assert_eq!(c.held(), (0, 0, 0));
-    }
-
-    #[tokio::test]
-    async fn requests_arriving_during_a_count_share_the_next_one_never_the_running_one() {
-        use std::sync::atomic::{AtomicI64, Ordering::SeqCst};
-        let c = Arc::new(Coalescer::default());
-        let computed = Arc::new(AtomicI64::new(0));
-        let (open, gate) = tokio::sync::oneshot::channel::<()>();
-        let first = {
-            let (c, computed) = (c.clone(), computed.clone());
-            tokio::spawn(async move {
-                c.run(key("k"), |_| async move {
-                    gate.await.ok();
-                    Ok(computed.fetch_add(1, SeqCst) + 1)
-                })
-                .await
-            })
-        };
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
-        let later: Vec<_> = (0..10)
-            .map(|_| {
-                let (c, computed) = (c.clone(), computed.clone());
-                tokio::spawn(async move {
-                    c.run(key("k"), |_| async move {
-                        Ok(computed.fetch_add(1, SeqCst) + 1)
-                    })
-                    .await
-                })
-            })
-            .collect();
-        for _ in 0..3 {
-            tokio::task::yield_now().await;
-        }
-        open.send(()).unwrap();
-        assert_eq!(first.await.unwrap(), Ok(1));
-        for l in later {
-            assert_eq!(
-                l.await.unwrap(),
-                Ok(2),
-                "an answer begun before the request arrived"
-            );
-        }
-        assert_eq!(
-            computed.load(SeqCst),
-            2,
-            "ten waiting requests, one computation"
-        );
-        // One at a time, every request computes afresh.
-        for want in 3..6 {
-            let computed = computed.clone();
-            let got = c
-                .run(key("k"), |_| async move {
-                    Ok(computed.fetch_add(1, SeqCst) + 1)
-                })
-                .await;
-            assert_eq!(got, Ok(want));
-        }
     }
 
     proptest! {

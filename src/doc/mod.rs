@@ -2,11 +2,13 @@
 //! order, nulls left out, masked secrets) and the storage in `store`.
 
 pub mod cache;
+pub mod coalesce;
 pub mod list;
+pub mod page_cache;
+pub mod perm;
 pub mod row;
 pub mod service;
 pub mod store;
-pub mod typed;
 pub mod version;
 
 use chrono::NaiveDateTime;

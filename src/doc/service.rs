@@ -7,46 +7,19 @@ use serde_json::{Map, Value};
 
 use super::store;
 use super::{ChildRow, Doc, Row, SecretChange, STANDARD};
-use crate::auth::store as users;
 use crate::auth::CurrentUser;
 use crate::db::DbConnection;
-use crate::error::{AppError, AppResult, ExcType, ServerMessage};
-use crate::frappe::meta::{ColumnKind, DocMeta, CONNECTED_APP, TOKEN_CACHE};
+use crate::doctype;
+use crate::error::{AppError, AppResult, ExcType};
+use crate::frappe::meta::{ColumnKind, DocMeta};
 use crate::frappe::{random_name, time};
 use crate::secrets::{self, vault, Vault};
 use crate::state::{AppState, SharedState};
 
-/// The callback path every Connected App's redirect URI ends with.
-pub const CALLBACK_PATH: &str =
-    "/api/method/frappe.integrations.doctype.connected_app.connected_app.callback";
-
-/// What a user may do with a document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Perm {
-    Read,
-    Write,
-    Create,
-    Delete,
-}
-
-impl Perm {
-    fn word(self) -> &'static str {
-        match self {
-            Perm::Read => "read",
-            Perm::Write => "write",
-            Perm::Create => "create",
-            Perm::Delete => "delete",
-        }
-    }
-}
-
-/// Whether the user has any access to the DocType at all (Frappe's role permission check).
-pub fn has_doctype_access(user: &CurrentUser) -> bool {
-    !user.is_guest()
-}
+pub use super::perm::{forbidden, has_doctype_access, no_doctype_access, Perm};
 
 /// Whether the user may `perm` a document owned by `owner` (None: a new document).
-/// System Manager: everything. Role All: read Connected Apps; read and delete own Token Caches.
+/// System Manager: everything; anyone else what the DocType's rule allows.
 pub fn can(user: &CurrentUser, meta: &DocMeta, perm: Perm, owner: Option<&str>) -> bool {
     if user.is_guest() {
         return false;
@@ -54,74 +27,12 @@ pub fn can(user: &CurrentUser, meta: &DocMeta, perm: Perm, owner: Option<&str>) 
     if user.is_system_manager() {
         return true;
     }
-    if std::ptr::eq(meta, &CONNECTED_APP) {
-        perm == Perm::Read
-    } else {
-        matches!(perm, Perm::Read | Perm::Delete)
-            && owner.is_some_and(|o| o.eq_ignore_ascii_case(&user.name))
-    }
+    doctype::permits(meta, user, perm, owner)
 }
 
-/// Only documents owned by the user are listed for it (Token Cache `if_owner`).
+/// Only documents owned by the user are listed for it when the DocType says so (`if_owner`).
 pub fn list_owner_filter<'a>(user: &'a CurrentUser, meta: &DocMeta) -> Option<&'a str> {
-    (std::ptr::eq(meta, &TOKEN_CACHE) && !user.is_system_manager()).then_some(user.name.as_str())
-}
-
-/// Frappe's 403 for a Guest (or any user without a role permission on the DocType).
-pub fn no_doctype_access(user: &CurrentUser, meta: &DocMeta, for_document: bool) -> AppError {
-    let mut msg = format!(
-        "User <strong>{}</strong> does not have doctype access via role permission for document <strong>{}</strong>",
-        user.name,
-        meta.doctype()
-    );
-    if for_document {
-        msg.push_str(&format!(
-            "<br>User <strong>{}</strong> does not have access to this document",
-            user.name
-        ));
-        AppError::permission(vec![ServerMessage::plain(msg)], None)
-    } else {
-        AppError::permission(
-            vec![ServerMessage::plain(msg)],
-            Some(format!("No permission for {}", meta.doctype())),
-        )
-    }
-}
-
-/// Frappe's 403 for a document the user may not `perm`.
-pub fn forbidden(user: &CurrentUser, meta: &DocMeta, perm: Perm, name: Option<&str>) -> AppError {
-    if !has_doctype_access(user) {
-        return no_doctype_access(user, meta, true);
-    }
-    let access = ServerMessage::plain(format!(
-        "User <strong>{}</strong> does not have access to this document: {} - {}",
-        user.name,
-        meta.doctype(),
-        name.unwrap_or("None")
-    ));
-    match perm {
-        Perm::Read => AppError::permission(vec![access], None),
-        Perm::Delete => AppError::permission(
-            vec![
-                access,
-                ServerMessage::raised(format!(
-                    "User not allowed to delete {}: {}",
-                    meta.doctype(),
-                    name.unwrap_or("None")
-                )),
-            ],
-            None,
-        ),
-        Perm::Write | Perm::Create => AppError::permission(
-            vec![access],
-            Some(format!(
-                "You need the '{}' permission on <strong>{}</strong> {} to perform this action.",
-                perm.word(),
-                meta.doctype(),
-                name.unwrap_or("")
-            )),
-        ),
-    }
+    (doctype::lists_own_only(meta) && !user.is_system_manager()).then_some(user.name.as_str())
 }
 
 /// Loads a document the user may read.
@@ -143,7 +54,7 @@ pub async fn get(
             // One indexed lookup of `modified` decides whether a cached copy is current; a
             // document this process holds no copy of is loaded at once (one query).
             let validated = if cache.holds(meta.doctype(), &name) {
-                super::typed::modified_of(conn, meta, &name)?
+                Some(doctype::modified_of(conn, meta, &name)?)
             } else {
                 None
             };
@@ -356,59 +267,6 @@ fn is_blank(v: &Value) -> bool {
     }
 }
 
-/// The DocType's own rules before every save (Frappe's `validate`).
-fn before_save(state: &AppState, conn: &mut DbConnection, doc: &mut Doc) -> AppResult<()> {
-    if std::ptr::eq(doc.meta, &CONNECTED_APP) {
-        let uri = format!("{}{}/{}", state.public_url, CALLBACK_PATH, doc.row.name);
-        doc.row.set("redirect_uri", Value::String(uri));
-        for field in [
-            "authorization_uri",
-            "token_uri",
-            "revocation_uri",
-            "userinfo_uri",
-            "introspection_uri",
-            "openid_configuration",
-        ] {
-            if let Some(u) = doc.row.get_str(field) {
-                if !u.is_empty() {
-                    validate_endpoint(u, field)?;
-                }
-            }
-        }
-    } else if std::ptr::eq(doc.meta, &TOKEN_CACHE) {
-        // provider_name is fetched from the Connected App, as Frappe's fetch_from does.
-        if let Some(app) = doc.row.get_str("connected_app").map(str::to_string) {
-            if !app.is_empty() {
-                let Some(app_doc) = store::load(conn, &CONNECTED_APP, &app)? else {
-                    return Err(AppError::validation(format!(
-                        "Could not find Connected App: {app}"
-                    )));
-                };
-                doc.row
-                    .set("connected_app", Value::String(app_doc.row.name.clone()));
-                doc.row
-                    .set("provider_name", app_doc.row.value("provider_name"));
-            }
-        }
-        if let Some(u) = doc.row.get_str("user").map(str::to_string) {
-            if !u.is_empty() && users::find_user(conn, &u)?.is_none() {
-                return Err(AppError::validation(format!("Could not find User: {u}")));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Provider endpoints must be absolute http(s) URLs.
-pub fn validate_endpoint(u: &str, field: &str) -> AppResult<()> {
-    match url::Url::parse(u) {
-        Ok(p) if (p.scheme() == "http" || p.scheme() == "https") && p.host().is_some() => Ok(()),
-        _ => Err(AppError::validation(format!(
-            "{field} must be an http or https URL."
-        ))),
-    }
-}
-
 /// Writes the secret changes: the column gets `*` × len, `__Auth` the Fernet token.
 fn apply_secrets(
     state: &AppState,
@@ -435,21 +293,6 @@ fn apply_secrets(
     Ok(())
 }
 
-/// The name a new document gets: random for Connected App, `<app>-<user>` for Token Cache.
-fn new_name(meta: &DocMeta, body: &Map<String, Value>) -> String {
-    if std::ptr::eq(meta, &TOKEN_CACHE) {
-        let s = |k: &str| {
-            body.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        crate::oauth::token_cache::name(&s("connected_app"), Some(&s("user")))
-    } else {
-        random_name()
-    }
-}
-
 /// Creates a document from a request body (Frappe's `insert`).
 pub async fn create(
     state: &SharedState,
@@ -461,7 +304,7 @@ pub async fn create(
         return Err(forbidden(user, meta, Perm::Create, None));
     }
     let now = state.clock.now();
-    let mut doc = Doc::new(meta, new_name(meta, &body));
+    let mut doc = Doc::new(meta, doctype::autoname(meta, &body));
     doc.row.owner = Some(user.name.clone());
     doc.row.modified_by = Some(user.name.clone());
     doc.row.creation = Some(now);
@@ -492,15 +335,13 @@ pub async fn create(
             // A retried attempt starts again from the document as the request built it.
             let mut doc = doc.clone();
             crate::db::write_transaction(conn, |conn| {
-                before_save(state, conn, &mut doc)?;
-                if store::exists(conn, meta, doc.name())?.is_some() {
+                doctype::validate(state, conn, &mut doc)?;
+                if doctype::stored_name(conn, meta, doc.name())?.is_some() {
                     return Err(duplicate(meta, doc.name()));
                 }
                 apply_secrets(state, conn, &mut doc, &changes)?;
                 store::insert(conn, &doc)?;
-                if std::ptr::eq(meta, &TOKEN_CACHE) {
-                    pin_token_lifetime(conn, doc.name(), &body, None, now)?;
-                }
+                doctype::on_save(conn, &doc, &body, None, now)?;
                 let _ = &user_name;
                 Ok(doc)
             })
@@ -598,18 +439,12 @@ pub fn save_changes(
     let previous_modified = doc.row.modified;
     // The document as loaded, for the Version this save writes (track_changes).
     let before = super::version::tracked(meta).then(|| doc.clone());
-    let identity = if std::ptr::eq(meta, &TOKEN_CACHE) {
-        keep_connection_identity(doc, body)?
-    } else {
-        Vec::new()
-    };
+    let kept = doctype::kept_on_update(doc, body)?;
     apply_fields(meta, &mut doc.row, body)?;
-    for (field, stored) in identity {
+    for (field, stored) in kept {
         doc.row.set(field, stored);
     }
-    if std::ptr::eq(meta, &TOKEN_CACHE) {
-        pin_token_lifetime(conn, doc.name(), body, previous_modified, now)?;
-    }
+    doctype::on_save(conn, doc, body, previous_modified, now)?;
     doc.row.modified = Some(now);
     doc.row.modified_by = Some(user.to_string());
     let mut replaced = Vec::new();
@@ -625,7 +460,7 @@ pub fn save_changes(
         }
     }
     validate_mandatory(doc)?;
-    before_save(state, conn, doc)?;
+    doctype::validate(state, conn, doc)?;
     apply_secrets(state, conn, doc, changes)?;
     store::update(conn, doc, &replaced)?;
     if let Some(before) = before {
@@ -634,63 +469,10 @@ pub fn save_changes(
     Ok(())
 }
 
-/// A Token Cache's `connected_app` and `user` say whose connection it is, and its name was made
-/// from them: a save may not change them (the row would then be another connection than its
-/// name says, and lookups go by both). Sending the stored value again (in any case) is fine;
-/// the stored values are returned to be kept as they are.
-fn keep_connection_identity(
-    doc: &Doc,
-    body: &Map<String, Value>,
-) -> AppResult<Vec<(&'static str, Value)>> {
-    for (field, label) in [("connected_app", "Connected App"), ("user", "User")] {
-        let Some(sent) = body.get(field) else {
-            continue;
-        };
-        let sent = match sent {
-            Value::Null => String::new(),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        let stored = doc.row.get_str(field).unwrap_or("");
-        if sent != stored && sent.to_lowercase() != stored.to_lowercase() {
-            return Err(AppError::validation(format!(
-                "{label} of Token Cache {} cannot be changed: it says whose connection this is. \
-                 Delete the Token Cache and connect again instead.",
-                doc.name()
-            )));
-        }
-    }
-    Ok(["connected_app", "user"]
-        .into_iter()
-        .map(|f| (f, doc.row.value(f)))
-        .collect())
-}
-
-/// A Token Cache's lifetime counts from when its tokens were received, never from `modified`:
-/// a save that sets `access_token` or `expires_in` starts it now; any other save of a row that
-/// has no received time yet (written by Frappe) pins it to the `modified` it had until now.
-fn pin_token_lifetime(
-    conn: &mut DbConnection,
-    name: &str,
-    body: &Map<String, Value>,
-    previous_modified: Option<NaiveDateTime>,
-    now: NaiveDateTime,
-) -> AppResult<()> {
-    use crate::oauth::store as oauth_store;
-    let sets_token = body.contains_key("access_token") || body.contains_key("expires_in");
-    let mut ts = oauth_store::token_state(conn, name)?.unwrap_or_default();
-    let received = match (sets_token, ts.received_at) {
-        (true, _) => Some(now),
-        (false, Some(_)) => return Ok(()),
-        (false, None) => previous_modified,
-    };
-    ts.token_cache = name.to_string();
-    ts.received_at = received;
-    oauth_store::save_token_state(conn, &ts)
-}
-
-/// Deletes a document; Connected Apps that Token Caches link to cannot be deleted.
-/// Returns the deleted document (for revocation by the caller).
+/// Deletes a document: the DocType's `on_trash` may refuse (a Connected App that Token Caches
+/// link to), its `on_delete` removes what goes with it, in the same transaction; what it
+/// prepared before is done once the delete is committed (a Token Cache's tokens are revoked).
+/// Returns the deleted document.
 pub async fn delete(
     state: &SharedState,
     user: &CurrentUser,
@@ -701,44 +483,34 @@ pub async fn delete(
     if !has_doctype_access(user) {
         return Err(no_doctype_access(user, meta, true));
     }
+    let prepared = doctype::prepare_delete(state, meta, name).await;
     let name = name.to_string();
     let user = user.clone();
-    state
+    let doc = state
         .db
         .write(move |conn| {
             crate::db::write_transaction(conn, |conn| {
                 store::lock(conn, meta, &name)?;
                 let Some(doc) = store::load(conn, meta, &name)? else {
-                    return Err(if bare_404 { AppError::not_found_bare() } else { AppError::not_found(meta.doctype(), &name) });
+                    return Err(if bare_404 {
+                        AppError::not_found_bare()
+                    } else {
+                        AppError::not_found(meta.doctype(), &name)
+                    });
                 };
                 if !can(&user, meta, Perm::Delete, doc.row.owner.as_deref()) {
                     return Err(forbidden(&user, meta, Perm::Delete, Some(doc.name())));
                 }
-                if std::ptr::eq(meta, &CONNECTED_APP) {
-                    let linked = store::linked_token_caches(conn, doc.name())?;
-                    if let Some(first) = linked.first() {
-                        return Err(AppError::thrown(
-                            ExcType::LinkExistsError,
-                            format!(
-                                "Cannot delete or cancel because Connected App <a href=\"/app/Form/Connected App/{0}\">{0}</a> is linked with Token Cache <a href=\"/app/Form/Token Cache/{1}\">{1}</a> ",
-                                doc.name(),
-                                first
-                            ),
-                        ));
-                    }
-                }
+                doctype::on_trash(conn, &doc)?;
                 store::delete(conn, meta, doc.name())?;
                 super::version::forget(conn, meta, doc.name())?;
-                if std::ptr::eq(meta, &CONNECTED_APP) {
-                    crate::oauth::store::delete_app_settings(conn, doc.name())?;
-                } else {
-                    crate::oauth::store::delete_token_state(conn, doc.name())?;
-                    crate::oauth::health_store::delete_refresh_health(conn, doc.name())?;
-                }
+                doctype::on_delete(conn, &doc)?;
                 Ok(doc)
             })
         })
-        .await
+        .await?;
+    doctype::after_delete(state, prepared).await;
+    Ok(doc)
 }
 
 /// A handle to the state that blocking closures own (an `Arc` clone), so a task that outlives

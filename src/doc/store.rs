@@ -100,23 +100,6 @@ pub fn load(conn: &mut DbConnection, meta: &'static DocMeta, name: &str) -> AppR
     }))
 }
 
-/// Whether a document exists (case-insensitive), returning its stored name.
-pub fn exists(conn: &mut DbConnection, meta: &DocMeta, name: &str) -> AppResult<Option<String>> {
-    if let Some(found) = super::typed::exists(conn, meta, name)? {
-        return Ok(found);
-    }
-    let sql = format!(
-        "SELECT CAST(`name` AS {}) AS c0 FROM `{}` WHERE `name` = ?",
-        cast_ty(backend(conn)),
-        meta.parent.table
-    );
-    let rows = Sql::new(sql).bind_text(name).rows(conn)?;
-    Ok(rows
-        .into_iter()
-        .next()
-        .and_then(|r| r.0.into_iter().next().flatten()))
-}
-
 /// The type a column is `CAST` to so that it reads back as text: `CHAR` or `TEXT`.
 pub fn text_type(conn: &DbConnection) -> &'static str {
     cast_ty(backend(conn))
@@ -564,13 +547,3 @@ pub fn child_rows(
 
 /// Parent names bound in one statement of [`child_rows`].
 const PARENTS_PER_STATEMENT: usize = 1_000;
-
-/// Token Caches linking to a Connected App (for LinkExistsError).
-pub fn linked_token_caches(conn: &mut DbConnection, app: &str) -> AppResult<Vec<String>> {
-    let sql = format!("SELECT CAST(`name` AS {}) AS c0 FROM `tabToken Cache` WHERE `connected_app` = ? ORDER BY `modified` DESC", cast_ty(backend(conn)));
-    let rows = Sql::new(sql).bind_text(app).rows(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|r| r.0.into_iter().next().flatten())
-        .collect())
-}

@@ -14,7 +14,7 @@ use super::{ChildRow, Doc, Row, STANDARD};
 use crate::db::schema::version;
 use crate::db::DbConnection;
 use crate::error::AppResult;
-use crate::frappe::meta::{ColumnKind, DocMeta, TableMeta, CONNECTED_APP};
+use crate::frappe::meta::{ColumnKind, DocMeta, TableMeta};
 use crate::frappe::{random_name, time};
 
 /// How many Versions the form's sidebar gets (Frappe's `get_versions`: `limit=10`).
@@ -22,7 +22,7 @@ const DOCINFO_LIMIT: i64 = 10;
 
 /// Whether the DocType has `track_changes` in Frappe.
 pub fn tracked(meta: &DocMeta) -> bool {
-    std::ptr::eq(meta, &CONNECTED_APP)
+    meta.track_changes
 }
 
 /// Writes the Version of a save: `before` as loaded, `after` as stored. Nothing is written

@@ -66,9 +66,20 @@ pub struct ChildField {
     pub table: &'static TableMeta,
 }
 
+/// Which DocType a [`DocMeta`] describes: it chooses the DocType's own rules (naming,
+/// permissions, validation, hooks) in `src/doctype/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    ConnectedApp,
+    TokenCache,
+}
+
 /// A DocType served by this service.
 #[derive(Debug, PartialEq, Eq)]
 pub struct DocMeta {
+    pub kind: DocKind,
+    /// Frappe's `track_changes`: a save that changes something writes a Version.
+    pub track_changes: bool,
     pub parent: &'static TableMeta,
     pub children: &'static [ChildField],
 }
@@ -172,6 +183,8 @@ pub static QUERY_PARAMETERS_TABLE: TableMeta = TableMeta {
 };
 
 pub static CONNECTED_APP: DocMeta = DocMeta {
+    kind: DocKind::ConnectedApp,
+    track_changes: true,
     parent: &CONNECTED_APP_TABLE,
     children: &[
         ChildField {
@@ -188,6 +201,8 @@ pub static CONNECTED_APP: DocMeta = DocMeta {
 };
 
 pub static TOKEN_CACHE: DocMeta = DocMeta {
+    kind: DocKind::TokenCache,
+    track_changes: false,
     parent: &TOKEN_CACHE_TABLE,
     children: &[ChildField {
         fieldname: "scopes",

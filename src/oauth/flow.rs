@@ -2,23 +2,26 @@
 //! tokens for scripts (refresh once under concurrency), client credentials, revocation and
 //! OpenID discovery.
 
+use std::borrow::Borrow;
+
 use chrono::NaiveDateTime;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Map, Value};
 use subtle::ConstantTimeEq;
 
-use super::client::{self, AppEndpoints, ClientLimits, OAuthError, Pkce, TokenKind, TokenSet};
+use super::client::{self, AppEndpoints, ClientLimits, OAuthError, Pkce, TokenSet};
 use super::health_store;
 use super::store as oauth_store;
-use super::token_cache::{self, Key, Slot};
 use crate::auth::store as users;
 use crate::auth::CurrentUser;
 use crate::db::DbConnection;
 use crate::doc::service::{self, Perm, StatePtr};
-use crate::doc::{store, ChildRow, Doc, Row};
+use crate::doc::{store, Doc};
+use crate::doctype::connected_app::ConnectedApp;
+use crate::doctype::token_cache::{self, Key, Slot, TokenCache};
 use crate::error::{AppError, AppResult, ExcType, Status};
 use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
-use crate::frappe::{random_name, time};
+use crate::frappe::time;
 use crate::metrics::{Outcome, RefreshFailure};
 use crate::secrets::vault::{Sealed, Stored};
 use crate::secrets::Vault;
@@ -63,31 +66,7 @@ fn reveal(
 
 /// What the provider client needs from a Connected App.
 pub fn endpoints(state: &AppState, conn: &mut DbConnection, app: &Doc) -> AppResult<AppEndpoints> {
-    let s = |f: &str| {
-        app.row
-            .get_str(f)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
-    Ok(AppEndpoints {
-        client_id: s("client_id").unwrap_or_default(),
-        client_secret: secret_of(state, conn, "Connected App", app.name(), "client_secret")?,
-        authorization_uri: s("authorization_uri"),
-        token_uri: s("token_uri"),
-        revocation_uri: s("revocation_uri"),
-        redirect_uri: s("redirect_uri").unwrap_or_default(),
-        scopes: app.child_values("scopes", "scope"),
-        query_params: app
-            .child("query_parameters")
-            .iter()
-            .map(|c| {
-                (
-                    c.row.get_str("key").unwrap_or_default().to_string(),
-                    c.row.get_str("value").unwrap_or_default().to_string(),
-                )
-            })
-            .collect(),
-    })
+    ConnectedApp::of(app).endpoints(&Vault::new(&state.keys), conn)
 }
 
 /// A provider failure as a Frappe-shaped 4xx (or 503 when the provider is unreachable).
@@ -178,35 +157,18 @@ pub async fn initiate(
                 match token_cache::slot(conn, &key)? {
                     Slot::Taken(_) => return Err(token_cache::taken(&key)),
                     Slot::Own(mut tc) => {
-                        tc.row.set("state", Value::String(oauth_state.clone()));
+                        tc.set_state(Some(&oauth_state));
                         // As Frappe: each flow sets success_uri, clearing an earlier one.
-                        tc.row.set(
-                            "success_uri",
-                            success_uri
-                                .clone()
-                                .map(Value::String)
-                                .unwrap_or(Value::Null),
-                        );
-                        tc.row.modified = Some(now);
-                        tc.row.modified_by = Some(caller_name.clone());
-                        store::update(conn, &tc, &[])?;
+                        tc.set_success_uri(success_uri.as_deref());
+                        tc.touch(&caller_name, now);
+                        store::update(conn, tc.doc(), &[])?;
                     }
-                    Slot::Free(name) => {
-                        let mut tc = Doc::new(&TOKEN_CACHE, name);
-                        tc.row.owner = Some(caller_name.clone());
-                        tc.row.modified_by = Some(caller_name.clone());
-                        tc.row.creation = Some(now);
-                        tc.row.modified = Some(now);
-                        tc.row.set("user", Value::String(target.clone()));
-                        tc.row
-                            .set("connected_app", Value::String(app.name().to_string()));
-                        tc.row.set("provider_name", app.row.value("provider_name"));
-                        tc.row.set("expires_in", Value::from(0));
-                        tc.row.set("state", Value::String(oauth_state.clone()));
-                        if let Some(s) = &success_uri {
-                            tc.row.set("success_uri", Value::String(s.clone()));
-                        }
-                        store::insert(conn, &tc)?;
+                    Slot::Free(_) => {
+                        let app = ConnectedApp::of(&app);
+                        let mut tc = TokenCache::new(&key, app.provider_name(), &caller_name, now);
+                        tc.set_state(Some(&oauth_state));
+                        tc.set_success_uri(success_uri.as_deref());
+                        store::insert(conn, tc.doc())?;
                     }
                 }
                 let mut ts = oauth_store::token_state(conn, &name)?.unwrap_or_default();
@@ -265,7 +227,7 @@ pub async fn callback(
             let key = Key::user(app.name(), &user_name);
             let tc = token_cache::load(conn, &key)?.ok_or_else(invalid_state)?;
             let name = tc.name().to_string();
-            let stored = tc.row.get_str("state").unwrap_or_default().to_string();
+            let stored = tc.state().to_string();
             let given = given_state.unwrap_or_default();
             if stored.is_empty() || !bool::from(stored.as_bytes().ct_eq(given.as_bytes())) {
                 return Err(invalid_state());
@@ -323,17 +285,17 @@ pub async fn callback(
                 store::lock(conn, &TOKEN_CACHE, &name2)?;
                 let mut tc = token_cache::load(conn, &key)?.ok_or_else(invalid_state)?;
                 // A concurrent callback may have used the state while we talked to the provider.
-                if tc.row.get_str("state").unwrap_or_default().is_empty() {
+                if tc.state().is_empty() {
                     return Err(invalid_state());
                 }
-                tc.row.set("state", Value::Null);
+                tc.set_state(None);
                 store_tokens(state, conn, &mut tc, &tokens, &user_name)?;
                 let mut ts = oauth_store::token_state(conn, &name2)?.unwrap_or_default();
                 ts.token_cache = name2.clone();
                 ts.code_verifier = None;
                 ts.state_expires_at = None;
                 oauth_store::save_token_state(conn, &ts)?;
-                Ok(tc.row.get_str("success_uri").map(str::to_string))
+                Ok(tc.success_uri().map(str::to_string))
             })
         })
         .await?;
@@ -348,75 +310,31 @@ pub async fn callback(
 fn store_tokens(
     state: &AppState,
     conn: &mut DbConnection,
-    tc: &mut Doc,
+    tc: &mut TokenCache,
     tokens: &TokenSet,
     by: &str,
 ) -> AppResult<()> {
     let now = state.clock.now();
     let name = tc.name().to_string();
+    let doctype = TOKEN_CACHE.doctype();
+    let vault = Vault::new(&state.keys);
     // New tokens: whatever failed before is over.
     health_store::record_refresh_success(conn, &name)?;
-    tc.row.set(
-        "access_token",
-        Value::String(crate::secrets::mask_secret(
-            tokens.access_token.expose_secret(),
-        )),
-    );
-    Vault::new(&state.keys).write(
-        conn,
-        "Token Cache",
-        &name,
-        "access_token",
-        tokens.access_token.expose_secret(),
-    )?;
+    let access_token = tokens.access_token.expose_secret();
+    tc.set_access_token_mask(crate::secrets::mask_secret(access_token));
+    vault.write(conn, doctype, &name, "access_token", access_token)?;
     if let Some(rt) = &tokens.refresh_token {
-        tc.row.set(
-            "refresh_token",
-            Value::String(crate::secrets::mask_secret(rt.expose_secret())),
-        );
-        Vault::new(&state.keys).write(
-            conn,
-            "Token Cache",
-            &name,
-            "refresh_token",
-            rt.expose_secret(),
-        )?;
+        tc.set_refresh_token_mask(crate::secrets::mask_secret(rt.expose_secret()));
+        vault.write(conn, doctype, &name, "refresh_token", rt.expose_secret())?;
     }
-    tc.row.set(
-        "expires_in",
-        Value::from(tokens.expires_in.unwrap_or(0).clamp(0, i32::MAX as i64)),
-    );
-    tc.row
-        .set("token_type", Value::String(tokens.token_type.clone()));
-    tc.row.modified = Some(now);
-    tc.row.modified_by = Some(by.to_string());
+    tc.set_expires_in(tokens.expires_in);
+    tc.set_token_type(&tokens.token_type);
+    tc.touch(by, now);
     let mut replaced: Vec<&str> = Vec::new();
     if let Some(scope) = &tokens.scope {
-        let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
-        let rows = scopes
-            .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let mut r = Row::new(random_name());
-                r.owner = Some(by.to_string());
-                r.creation = tc.row.creation;
-                r.modified = Some(now);
-                r.modified_by = Some(by.to_string());
-                r.idx = i as i64 + 1;
-                r.set("scope", Value::String((*s).to_string()));
-                r.set("parent", Value::String(name.clone()));
-                r.set("parentfield", Value::String("scopes".into()));
-                r.set("parenttype", Value::String("Token Cache".into()));
-                ChildRow {
-                    row: r,
-                    unsaved: true,
-                }
-            })
-            .collect();
-        tc.children[0] = rows;
-        replaced.push("scopes");
+        replaced.push(tc.set_scopes(scope, by, now));
     }
-    store::update(conn, tc, &replaced)?;
+    store::update(conn, tc.doc(), &replaced)?;
     let mut ts = oauth_store::token_state(conn, &name)?.unwrap_or_default();
     ts.token_cache = name;
     ts.received_at = Some(now);
@@ -426,11 +344,14 @@ fn store_tokens(
 
 /// Seconds until a Token Cache's access token expires: received time (or, for rows Frappe
 /// wrote, `modified`) plus `expires_in`, minus now.
-pub fn seconds_left(state: &AppState, tc: &Doc, received_at: Option<NaiveDateTime>) -> i64 {
-    let base = received_at.or(tc.row.modified);
+pub fn seconds_left<D: Borrow<Doc>>(
+    state: &AppState,
+    tc: &TokenCache<D>,
+    received_at: Option<NaiveDateTime>,
+) -> i64 {
+    let base = received_at.or(tc.modified());
     let Some(base) = base else { return 0 };
-    let expires_in = tc.row.get_i64("expires_in").unwrap_or(0);
-    expires_in - state.clock.seconds_since(base)
+    tc.expires_in() - state.clock.seconds_since(base)
 }
 
 /// The refresh-ahead margin for a token living `lifetime` seconds: the configured margin, but
@@ -554,14 +475,15 @@ async fn read_fresh(
                     std::sync::Arc::new(tc)
                 }
             };
+            let tc = TokenCache::of(tc);
             // The row the token came from is still this connection's (columns checked again
             // on the document that supplies expiry and scopes).
-            if !key.matches(&tc) {
+            if !tc.is_of(&key) {
                 return Err(not_connected(&n));
             }
             let token = reveal(state, "Token Cache", &n, "access_token", stored, encrypted)?;
             let left = seconds_left(state, &tc, t.received_at);
-            let margin = effective_margin(margin, tc.row.get_i64("expires_in").unwrap_or(0));
+            let margin = effective_margin(margin, tc.expires_in());
             let just_received =
                 received_since.is_some_and(|since| t.received_at.is_some_and(|r| r >= since));
             if left <= margin && !just_received {
@@ -569,9 +491,9 @@ async fn read_fresh(
             }
             Ok(Some(json!({
                 "access_token": token.expose_secret(),
-                "token_type": tc.row.get_str("token_type").unwrap_or("Bearer"),
+                "token_type": tc.token_type().unwrap_or("Bearer"),
                 "expires_in": left,
-                "scope": tc.child_values("scopes", "scope").join(" "),
+                "scope": tc.scopes().join(" "),
             })))
         })
         .await
@@ -642,11 +564,7 @@ async fn refresh_now(state: &SharedState, key: &Key, caller: &str) -> AppResult<
             let state = st.get();
             let tc = token_cache::load(conn, &k)?.ok_or_else(|| not_connected(&n))?;
             let n = tc.name().to_string();
-            let app_name = tc
-                .row
-                .get_str("connected_app")
-                .unwrap_or_default()
-                .to_string();
+            let app_name = tc.app().unwrap_or_default().to_string();
             let app = store::load(conn, &CONNECTED_APP, &app_name)?
                 .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
             let ep = endpoints(state, conn, &app)?;
@@ -809,16 +727,9 @@ pub async fn backend_app_token(
                     Slot::Taken(_) => return Err(token_cache::taken(&own)),
                     Slot::Free(_) => {
                         let now = state.clock.now();
-                        let mut tc = Doc::new(&TOKEN_CACHE, n.clone());
-                        tc.row.owner = Some(by.clone());
-                        tc.row.creation = Some(now);
-                        tc.row.modified = Some(now);
-                        tc.row.modified_by = Some(by.clone());
-                        tc.row
-                            .set("connected_app", Value::String(app.name().to_string()));
-                        tc.row.set("provider_name", app.row.value("provider_name"));
-                        tc.row.set("expires_in", Value::from(0));
-                        store::insert(conn, &tc)?;
+                        let app = ConnectedApp::of(&app);
+                        let tc = TokenCache::new(&own, app.provider_name(), &by, now);
+                        store::insert(conn, tc.doc())?;
                         tc
                     }
                 };
@@ -837,72 +748,6 @@ pub async fn backend_app_token(
     })
 }
 
-/// Tokens to revoke once a Token Cache is deleted.
-pub struct Revocation {
-    endpoints: AppEndpoints,
-    tokens: Vec<(SecretString, TokenKind)>,
-    name: String,
-}
-
-/// Reads what revoking a Token Cache needs, before it is deleted. `None` when there is nothing
-/// to revoke (no revocation URI, no tokens, or not a Token Cache).
-pub async fn prepare_revocation(state: &SharedState, name: &str) -> Option<Revocation> {
-    let n = name.to_string();
-    let st = StatePtr::new(state);
-    state
-        .db
-        .run(move |conn| {
-            let state = st.get();
-            let Some(tc) = store::load(conn, &TOKEN_CACHE, &n)? else {
-                return Ok(None);
-            };
-            let app_name = tc
-                .row
-                .get_str("connected_app")
-                .unwrap_or_default()
-                .to_string();
-            let Some(app) = store::load(conn, &CONNECTED_APP, &app_name)? else {
-                return Ok(None);
-            };
-            let ep = endpoints(state, conn, &app)?;
-            if ep.revocation_uri.is_none() {
-                return Ok(None);
-            }
-            let mut tokens = Vec::new();
-            if let Some(rt) = secret_of(state, conn, "Token Cache", tc.name(), "refresh_token")? {
-                tokens.push((rt, TokenKind::RefreshToken));
-            }
-            if let Some(at) = secret_of(state, conn, "Token Cache", tc.name(), "access_token")? {
-                tokens.push((at, TokenKind::AccessToken));
-            }
-            Ok((!tokens.is_empty()).then(|| Revocation {
-                endpoints: ep,
-                tokens,
-                name: tc.name().to_string(),
-            }))
-        })
-        .await
-        .ok()
-        .flatten()
-}
-
-/// Revokes at the provider (RFC 7009, refresh token first). Failures are logged, not raised:
-/// the user asked to disconnect and the local tokens are already gone.
-pub async fn revoke(state: &SharedState, r: Revocation) {
-    for (token, kind) in &r.tokens {
-        match client::revoke(&state.http, &limits(state), &r.endpoints, token, *kind).await {
-            Ok(()) => {
-                state.metrics.revocation(Outcome::Ok);
-                tracing::info!(token_cache = %r.name, hint = kind.hint(), "token revoked")
-            }
-            Err(e) => {
-                state.metrics.revocation(Outcome::Failed);
-                tracing::warn!(token_cache = %r.name, hint = kind.hint(), error = %e, "token revocation failed")
-            }
-        }
-    }
-}
-
 /// Fetches the app's `openid_configuration` and fills its endpoints (needs write permission).
 pub async fn fill_from_discovery(
     state: &SharedState,
@@ -917,10 +762,8 @@ pub async fn fill_from_discovery(
             Some(app.name()),
         ));
     }
-    let url = app
-        .row
-        .get_str("openid_configuration")
-        .filter(|u| !u.is_empty())
+    let url = ConnectedApp::of(app)
+        .openid_configuration()
         .ok_or_else(|| AppError::validation("Please set the OpenID Configuration URL first."))?
         .to_string();
     let d = client::discover(&state.http, &limits(state), &url)

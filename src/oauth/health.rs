@@ -13,10 +13,11 @@ use std::sync::Mutex;
 use chrono::NaiveDateTime;
 use serde_json::{json, Value};
 
-use super::token_cache;
 use crate::db::DbConnection;
 use crate::doc::row::Sql;
 use crate::doc::store;
+use crate::doctype::connected_app::ConnectedApp;
+use crate::doctype::token_cache::{self, TokenCache};
 use crate::error::{AppError, AppResult};
 use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
 use crate::frappe::time;
@@ -172,7 +173,7 @@ pub fn connection_status(
     };
     let app_doc = store::load(conn, &CONNECTED_APP, &app_name)?
         .ok_or_else(|| AppError::not_found("Connected App", &app_name))?;
-    let requested = app_doc.child_values("scopes", "scope");
+    let requested = ConnectedApp::of(&app_doc).scopes();
     let tz = state.clock.tz.name();
     let mut out = json!({
         "connected_app": app_name,
@@ -188,15 +189,15 @@ pub fn connection_status(
         "time_zone": tz,
     });
     let Some(t) = token else { return Ok(out) };
-    let Some(tc) = store::load(conn, &TOKEN_CACHE, &t.stored_name)? else {
+    let Some(tc) = store::load(conn, &TOKEN_CACHE, &t.stored_name)?.map(TokenCache::of) else {
         return Ok(out);
     };
     let has_refresh_token =
         crate::secrets::vault::stored(conn, "Token Cache", &t.stored_name, "refresh_token")?
             .is_some_and(|s| !s.value.is_empty());
     let failure = refresh_failure(state, conn, &t.stored_name)?;
-    let base = t.received_at.or(tc.row.modified);
-    let expires_in = tc.row.get_i64("expires_in").unwrap_or(0);
+    let base = t.received_at.or(tc.modified());
+    let expires_in = tc.expires_in();
     let seconds_left = base.map_or(0, |b| expires_in - state.clock.seconds_since(b));
     let facts = Facts {
         has_access_token: t.access_token.as_ref().is_some_and(|(v, _)| !v.is_empty()),
@@ -209,7 +210,7 @@ pub fn connection_status(
     out["token_cache"] = json!(tc.name());
     out["state"] = json!(health.label());
     out["has_refresh_token"] = json!(has_refresh_token);
-    out["granted_scopes"] = json!(tc.child_values("scopes", "scope"));
+    out["granted_scopes"] = json!(tc.scopes());
     if facts.has_access_token {
         out["expires_at"] = match base {
             Some(b) if expires_in > 0 => {

@@ -14,9 +14,9 @@ use tokio::sync::Semaphore;
 
 use super::flow;
 use super::store as oauth_store;
-use super::token_cache::Key;
 use crate::auth::ADMINISTRATOR;
 use crate::db::schema::{ca_token_state, connected_app, token_cache};
+use crate::doctype::token_cache::Key;
 use crate::error::AppResult;
 use crate::state::SharedState;
 

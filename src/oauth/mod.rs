@@ -7,8 +7,8 @@ pub mod health_store;
 pub mod keepalive;
 pub mod outbound;
 pub mod presets;
+pub mod revocation;
 pub mod store;
-pub mod token_cache;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

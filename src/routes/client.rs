@@ -5,12 +5,11 @@ use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
 use super::method::Call;
-use super::oauth;
 use super::resource::{json_kind, meta_or_404};
 use crate::doc::{list, service, store};
 use crate::error::{AppError, ExcType};
 use crate::frappe::args::missing_argument;
-use crate::frappe::meta::DocMeta;
+use crate::frappe::meta::{DocKind, DocMeta};
 
 fn doctype(call: &Call, function: &str) -> Result<&'static DocMeta, AppError> {
     let dt = call.args.require_str("doctype", function)?;
@@ -230,9 +229,7 @@ pub async fn delete(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_methods(&[Method::POST, Method::DELETE])?;
     let meta = doctype(&call, "delete")?;
     let docname = call.args.require_str("name", "delete")?;
-    let revocation = oauth::before_delete(&call.state, meta, &docname).await;
     service::delete(&call.state, &call.user, meta, &docname, true).await?;
-    oauth::after_delete(&call.state, revocation).await;
     if call.v2 {
         return Ok(call.reply(Value::Null));
     }
@@ -278,10 +275,10 @@ pub async fn get_password(name: &str, call: Call) -> Result<HttpResponse, AppErr
 }
 
 /// The bundled DocType definition (`src/frappe/doctypes/*.json`), as `frappe.get_meta` reads it.
-fn doctype_definition(meta: &DocMeta) -> Result<Value, AppError> {
-    let text = match meta.doctype() {
-        "Connected App" => include_str!("../frappe/doctypes/connected_app.json"),
-        _ => include_str!("../frappe/doctypes/token_cache.json"),
+pub(super) fn doctype_definition(meta: &DocMeta) -> Result<Value, AppError> {
+    let text = match meta.kind {
+        DocKind::ConnectedApp => include_str!("../frappe/doctypes/connected_app.json"),
+        DocKind::TokenCache => include_str!("../frappe/doctypes/token_cache.json"),
     };
     serde_json::from_str(text)
         .map_err(|_| AppError::internal("a bundled DocType definition is not JSON"))
@@ -317,7 +314,7 @@ pub async fn rename_doc(name: &str, call: Call) -> Result<HttpResponse, AppError
             .db
             .read(move |conn| {
                 let old_doc = store::load(conn, meta, &old)?;
-                let new_found = store::exists(conn, meta, &new)?;
+                let new_found = crate::doctype::stored_name(conn, meta, &new)?;
                 Ok((old_doc, new_found))
             })
             .await?

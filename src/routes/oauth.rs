@@ -11,7 +11,7 @@ use crate::doc::service::{self, Perm};
 use crate::doc::Doc;
 use crate::error::{AppError, ServerMessage};
 use crate::frappe::args::Args;
-use crate::frappe::meta::{CONNECTED_APP, TOKEN_CACHE};
+use crate::frappe::meta::{DocKind, CONNECTED_APP};
 use crate::oauth::flow;
 use crate::state::{AppState, SharedState};
 
@@ -27,7 +27,7 @@ pub async fn run_document_method(
     args: &Args,
     _write: bool,
 ) -> Result<Value, AppError> {
-    if !std::ptr::eq(doc.meta, &CONNECTED_APP) {
+    if doc.meta.kind != DocKind::ConnectedApp {
         return Err(AppError::not_whitelisted(&format!(
             "frappe.integrations.doctype.token_cache.token_cache.{method}"
         )));
@@ -324,24 +324,4 @@ fn redirect(location: &str) -> HttpResponse {
             "<!doctype html>\n<html lang=en>\n<title>Redirecting...</title>\n<h1>Redirecting...</h1>\n<p>You should be redirected automatically to the target URL: <a href=\"{0}\">{0}</a>. If not, click the link.\n",
             crate::error::html_escape(location)
         ))
-}
-
-/// Before a Token Cache is deleted: what to revoke afterwards.
-pub async fn before_delete(
-    state: &SharedState,
-    meta: &'static crate::frappe::meta::DocMeta,
-    name: &str,
-) -> Option<flow::Revocation> {
-    if std::ptr::eq(meta, &TOKEN_CACHE) {
-        flow::prepare_revocation(state, name).await
-    } else {
-        None
-    }
-}
-
-/// After a delete: revoke at the provider; a failure is logged and never undoes the delete.
-pub async fn after_delete(state: &SharedState, revocation: Option<flow::Revocation>) {
-    if let Some(r) = revocation {
-        flow::revoke(state, r).await;
-    }
 }

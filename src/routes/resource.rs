@@ -17,10 +17,10 @@ pub fn routes(t: &mut RouteTable, prefix: &str) {
     let one = format!("{prefix}/{{doctype}}");
     let doc = format!("{prefix}/{{doctype}}/{{name}}");
     t.get(&one, list_docs)
-        .post(&one, create)
+        .post(&one, create::<AppError>)
         .get(&doc, get)
-        .put(&doc, update)
-        .delete(&doc, delete)
+        .put(&doc, update::<AppError>)
+        .delete(&doc, delete::<AppError>)
         .post(&doc, post_method);
 }
 
@@ -87,13 +87,15 @@ async fn list_docs(
     Ok(data(list::get_list(&state, &user, meta, &args.map).await?))
 }
 
-async fn create(
+/// Creates a document. `E` is the error body the API answers with: v1's (`AppError`) or v2's
+/// (`V2Error`), which registers these handlers too.
+pub(super) async fn create<E: From<AppError>>(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<String>,
     body: web::Bytes,
     user: CurrentUser,
-) -> Result<HttpResponse, AppError> {
+) -> Result<HttpResponse, E> {
     let meta = meta_or_404(&path)?;
     let (args, _) = Args::parse(&req, &body)?;
     let doc = body_doc(&args)?;
@@ -117,18 +119,27 @@ async fn get(
         let v = oauth::run_document_method(&state, &user, doc, &method, &args, false).await?;
         return Ok(data(v));
     }
-    Ok(data(
-        service::get(&state, &user, meta, &name).await?.to_json(),
-    ))
+    read(&state, &user, meta, &name).await
 }
 
-async fn update(
+/// A document as v1 and v2 return it, `{"data": …}`.
+pub(super) async fn read(
+    state: &web::Data<AppState>,
+    user: &CurrentUser,
+    meta: &'static DocMeta,
+    name: &str,
+) -> Result<HttpResponse, AppError> {
+    Ok(data(service::get(state, user, meta, name).await?.to_json()))
+}
+
+/// Updates a document (v1 and v2, as [`create`]).
+pub(super) async fn update<E: From<AppError>>(
     state: web::Data<AppState>,
     req: HttpRequest,
     path: web::Path<(String, String)>,
     body: web::Bytes,
     user: CurrentUser,
-) -> Result<HttpResponse, AppError> {
+) -> Result<HttpResponse, E> {
     let (doctype, name) = path.into_inner();
     let meta = meta_or_404(&doctype)?;
     let (args, _) = Args::parse(&req, &body)?;
@@ -140,16 +151,15 @@ async fn update(
     ))
 }
 
-async fn delete(
+/// Deletes a document (v1 and v2, as [`create`]); the engine revokes a Token Cache's tokens.
+pub(super) async fn delete<E: From<AppError>>(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
     user: CurrentUser,
-) -> Result<HttpResponse, AppError> {
+) -> Result<HttpResponse, E> {
     let (doctype, name) = path.into_inner();
     let meta = meta_or_404(&doctype)?;
-    let revocation = oauth::before_delete(&state, meta, &name).await;
     service::delete(&state, &user, meta, &name, true).await?;
-    oauth::after_delete(&state, revocation).await;
     Ok(HttpResponse::Accepted().json(json!({ "data": "ok" })))
 }
 

@@ -1,17 +1,16 @@
 //! API v2: `/api/v2/document/…`, `/api/v2/doctype/…` and `/api/v2/method/…`, with v2 errors.
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::errors::V2Error;
 use super::method::{self, data, Call};
 use super::oauth;
-use super::resource::{body_doc, meta_or_404};
+use super::resource::{self, meta_or_404};
 use super::RouteTable;
 use crate::auth::CurrentUser;
 use crate::doc::list;
 use crate::doc::service::{self, Perm};
-use crate::error::AppError;
 use crate::frappe::args::Args;
 use crate::state::AppState;
 
@@ -23,11 +22,11 @@ pub fn routes(t: &mut RouteTable) {
     let doc = "/api/v2/document/{doctype}/{name}";
     let method = "/api/v2/document/{doctype}/{name}/method/{method}";
     t.get("/api/v2/document/{doctype}", list_docs)
-        .post("/api/v2/document/{doctype}", create)
+        .post("/api/v2/document/{doctype}", resource::create::<V2Error>)
         .get(doc, get)
-        .put(doc, update)
-        .patch(doc, update)
-        .delete(doc, delete)
+        .put(doc, resource::update::<V2Error>)
+        .patch(doc, resource::update::<V2Error>)
+        .delete(doc, resource::delete::<V2Error>)
         .get(method, doc_method)
         .post(method, doc_method)
         .get("/api/v2/doctype/{doctype}/count", count)
@@ -48,21 +47,6 @@ async fn list_docs(
     Ok(data(list::get_list(&state, &user, meta, &args.map).await?))
 }
 
-async fn create(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<String>,
-    body: web::Bytes,
-    user: CurrentUser,
-) -> V2Result {
-    let meta = meta_or_404(&path)?;
-    let (args, _) = Args::parse(&req, &body)?;
-    let doc = body_doc(&args)?;
-    Ok(data(
-        service::create(&state, &user, meta, doc).await?.to_json(),
-    ))
-}
-
 async fn get(
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
@@ -70,40 +54,7 @@ async fn get(
 ) -> V2Result {
     let (doctype, name) = path.into_inner();
     let meta = meta_or_404(&doctype)?;
-    Ok(data(
-        service::get(&state, &user, meta, &name).await?.to_json(),
-    ))
-}
-
-async fn update(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    path: web::Path<(String, String)>,
-    body: web::Bytes,
-    user: CurrentUser,
-) -> V2Result {
-    let (doctype, name) = path.into_inner();
-    let meta = meta_or_404(&doctype)?;
-    let (args, _) = Args::parse(&req, &body)?;
-    let doc = body_doc(&args)?;
-    Ok(data(
-        service::update(&state, &user, meta, &name, doc)
-            .await?
-            .to_json(),
-    ))
-}
-
-async fn delete(
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-    user: CurrentUser,
-) -> V2Result {
-    let (doctype, name) = path.into_inner();
-    let meta = meta_or_404(&doctype)?;
-    let revocation = oauth::before_delete(&state, meta, &name).await;
-    service::delete(&state, &user, meta, &name, true).await?;
-    oauth::after_delete(&state, revocation).await;
-    Ok(HttpResponse::Accepted().json(json!({ "data": "ok" })))
+    Ok(resource::read(&state, &user, meta, &name).await?)
 }
 
 /// A document method; GET needs read permission, POST needs write.
@@ -147,13 +98,7 @@ async fn meta(path: web::Path<String>, user: CurrentUser) -> V2Result {
     if user.is_guest() {
         return Err(service::no_doctype_access(&user, meta, false).into());
     }
-    let text = match meta.doctype() {
-        "Connected App" => include_str!("../frappe/doctypes/connected_app.json"),
-        _ => include_str!("../frappe/doctypes/token_cache.json"),
-    };
-    let v: Value = serde_json::from_str(text)
-        .map_err(|_| AppError::internal("a bundled DocType definition is not JSON"))?;
-    Ok(data(v))
+    Ok(data(super::client::doctype_definition(meta)?))
 }
 
 /// `/api/v2/method/<name>`, including `<DocType>/<method>` for a DocType module's functions.

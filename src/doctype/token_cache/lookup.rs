@@ -1,74 +1,21 @@
-//! Which Token Cache is whose. A connection is identified by its owner and app — the row's
-//! `user` and `connected_app` columns — never by its name alone: names are `<app>-<user>`
-//! (`<app>-` for the app's own client-credentials token), as Frappe makes them, and different
-//! pairs can make the same name (app `a` with user `mary-jane@x`, app `a-mary` with user
-//! `jane@x`). This module is the only place that composes a name; every lookup goes by the
-//! name (the primary key, so it stays one indexed read) *and* checks the columns.
+//! Finding a connection's Token Cache: by its name (the primary key, one indexed read) and
+//! then its `connected_app` and `user` columns, which must be the connection's.
 
 use chrono::NaiveDateTime;
 
+use super::identity::{name, Key};
+use super::view::TokenCache;
 use crate::db::DbConnection;
 use crate::doc::row::Sql;
-use crate::doc::{store, Doc};
+use crate::doc::store;
 use crate::error::{AppError, AppResult};
 use crate::frappe::meta::TOKEN_CACHE;
 use crate::frappe::time;
 
-/// The name Frappe gives a Token Cache: `<app>-<user>`, `<app>-` without a user.
-pub fn name(app: &str, user: Option<&str>) -> String {
-    format!("{app}-{}", user.unwrap_or(""))
-}
-
-/// One connection: a Connected App and the user it belongs to (`None`: the app itself).
-#[derive(Debug, Clone)]
-pub struct Key {
-    pub app: String,
-    pub user: Option<String>,
-}
-
-impl Key {
-    pub fn user(app: &str, user: &str) -> Key {
-        Key {
-            app: app.to_string(),
-            user: Some(user.to_string()),
-        }
-    }
-
-    /// The app's own (client credentials) token.
-    pub fn app_itself(app: &str) -> Key {
-        Key {
-            app: app.to_string(),
-            user: None,
-        }
-    }
-
-    /// The name this connection's row has (or gets).
-    pub fn name(&self) -> String {
-        name(&self.app, self.user.as_deref())
-    }
-
-    /// Whether a row's `connected_app` and `user` columns are this connection's. Names compare
-    /// case-insensitively, as the database compares them; an empty `user` is the app itself.
-    pub fn matches_columns(&self, connected_app: Option<&str>, user: Option<&str>) -> bool {
-        let same = |a: &str, b: &str| a == b || a.to_lowercase() == b.to_lowercase();
-        let user = user.filter(|u| !u.is_empty());
-        connected_app.is_some_and(|a| same(a, &self.app))
-            && match (user, self.user.as_deref()) {
-                (None, None) => true,
-                (Some(a), Some(b)) => same(a, b),
-                _ => false,
-            }
-    }
-
-    pub fn matches(&self, tc: &Doc) -> bool {
-        self.matches_columns(tc.row.get_str("connected_app"), tc.row.get_str("user"))
-    }
-}
-
 /// What a connection's name holds.
 pub enum Slot {
     /// This connection's own row.
-    Own(Box<Doc>),
+    Own(Box<TokenCache>),
     /// No row has the name yet.
     Free(String),
     /// The name belongs to another connection (or to a row whose columns do not match it).
@@ -78,15 +25,17 @@ pub enum Slot {
 /// Loads the row that holds a connection's name and tells whose it is.
 pub fn slot(conn: &mut DbConnection, key: &Key) -> AppResult<Slot> {
     let name = key.name();
-    Ok(match store::load(conn, &TOKEN_CACHE, &name)? {
-        Some(tc) if key.matches(&tc) => Slot::Own(Box::new(tc)),
-        Some(tc) => Slot::Taken(tc.name().to_string()),
-        None => Slot::Free(name),
-    })
+    Ok(
+        match store::load(conn, &TOKEN_CACHE, &name)?.map(TokenCache::of) {
+            Some(tc) if tc.is_of(key) => Slot::Own(Box::new(tc)),
+            Some(tc) => Slot::Taken(tc.name().to_string()),
+            None => Slot::Free(name),
+        },
+    )
 }
 
 /// The connection's own row, if it has one.
-pub fn load(conn: &mut DbConnection, key: &Key) -> AppResult<Option<Doc>> {
+pub fn load(conn: &mut DbConnection, key: &Key) -> AppResult<Option<TokenCache>> {
     Ok(match slot(conn, key)? {
         Slot::Own(tc) => Some(*tc),
         Slot::Free(_) | Slot::Taken(_) => None,
@@ -187,39 +136,4 @@ pub fn read(conn: &mut DbConnection, app: &str, user: Option<&str>) -> AppResult
             access_token,
         }),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_app_dash_user_and_different_pairs_can_make_the_same_one() {
-        assert_eq!(
-            name("a", Some("mary-jane@corp.example")),
-            "a-mary-jane@corp.example"
-        );
-        assert_eq!(
-            name("a-mary", Some("jane@corp.example")),
-            "a-mary-jane@corp.example"
-        );
-        assert_eq!(name("a", None), "a-");
-        assert_eq!(Key::app_itself("a").name(), "a-");
-    }
-
-    #[test]
-    fn only_the_rows_own_app_and_user_match_whatever_its_name() {
-        let jane = Key::user("a-mary", "jane@corp.example");
-        assert!(jane.matches_columns(Some("a-mary"), Some("jane@corp.example")));
-        assert!(jane.matches_columns(Some("A-Mary"), Some("JANE@corp.example")));
-        // mary-jane's connection to `a` has jane's name for `a-mary`, but not her columns.
-        assert!(!jane.matches_columns(Some("a"), Some("mary-jane@corp.example")));
-        assert!(!jane.matches_columns(Some("a-mary"), None));
-        assert!(!jane.matches_columns(None, Some("jane@corp.example")));
-        // The app's own token has no user (NULL or empty, as Frappe leaves it).
-        let own = Key::app_itself("a");
-        assert!(own.matches_columns(Some("a"), None));
-        assert!(own.matches_columns(Some("a"), Some("")));
-        assert!(!own.matches_columns(Some("a"), Some("mary-jane@corp.example")));
-    }
 }
