@@ -197,7 +197,12 @@ pub fn connection_status(
     let failure = refresh_failure(state, conn, &t.stored_name)?;
     let base = t.received_at.or(tc.row.modified);
     let expires_in = tc.row.get_i64("expires_in").unwrap_or(0);
-    let seconds_left = base.map_or(0, |b| expires_in - state.clock.seconds_since(b));
+    // A token answered without `expires_in` never expires (see `token_extra`).
+    let seconds_left = if t.never_expires && expires_in == 0 {
+        i64::MAX
+    } else {
+        base.map_or(0, |b| expires_in - state.clock.seconds_since(b))
+    };
     let facts = Facts {
         has_access_token: t.access_token.as_ref().is_some_and(|(v, _)| !v.is_empty()),
         needs_reconnect: t.needs_reconnect,

@@ -7,7 +7,7 @@ use oauth2::{AuthorizationCode, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl
 use rand::Rng as _;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::auth::oauth_client;
+use super::auth::{self, oauth_client};
 use super::http::Transport;
 use super::token_response::parse_token_response;
 use super::{
@@ -151,11 +151,13 @@ fn quote_plus(value: &str, out: &mut String) {
     }
 }
 
-/// Authorization-code exchange, sent by the `oauth2` crate (client_secret_post):
-/// `grant_type=authorization_code, code, [code_verifier], client_id, client_secret, redirect_uri`,
-/// then the Query Parameters rows (Frappe appends them to the token request too). No
-/// Authorization header; `Accept: application/json`. Same field set as Frappe (exchange 323)
-/// plus `code_verifier` when PKCE is used; only the order differs.
+/// Authorization-code exchange, sent by the `oauth2` crate. Unset client authentication (and
+/// `client_secret_post`) sends `grant_type=authorization_code, code, [code_verifier],
+/// client_id, client_secret, redirect_uri`, then the Query Parameters rows (Frappe appends
+/// them to the token request too), no Authorization header, `Accept: application/json`: the
+/// same field set as Frappe (exchange 323) plus `code_verifier` when PKCE is used; only the
+/// order differs. `client_secret_basic` moves the credentials into the header, `none` sends
+/// the `client_id` alone (see [`auth`]).
 pub async fn exchange_code(
     http: &HttpClient,
     limits: &ClientLimits,
@@ -164,7 +166,11 @@ pub async fn exchange_code(
     verifier: Option<&SecretString>,
 ) -> Result<TokenSet, OAuthError> {
     let token_url = token_url(app)?;
-    let mut client = oauth_client(app)?.set_token_uri(token_url);
+    if app.client_id.is_empty() {
+        return Err(OAuthError::NotConfigured("client_id"));
+    }
+    let method = auth::resolve(http, limits, app).await?;
+    let mut client = oauth_client(app, method)?.set_token_uri(token_url);
     if !app.redirect_uri.is_empty() {
         let redirect = RedirectUrl::new(app.redirect_uri.clone())
             .map_err(|_| OAuthError::InvalidUrl("redirect_uri"))?;

@@ -1,9 +1,9 @@
 //! The client-credentials grant (the app's own token).
 
-use base64::Engine as _;
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 
+use super::auth::{self, ClientAuth};
 use super::http::send_built;
 use super::token_response::parse_token_response;
 use super::{
@@ -18,7 +18,9 @@ use super::{
 /// Built with reqwest directly: requests-oauthlib puts the *plain* `client_id:client_secret`
 /// in the Basic header, while oauth2 form-urlencodes each part first (RFC 6749 §2.3.1), which
 /// differs as soon as either contains a reserved character. A missing secret is sent as `""`,
-/// as requests-oauthlib does.
+/// as requests-oauthlib does. That is the unset client authentication; `client_secret_basic`
+/// form-urlencodes both parts (RFC 6749 §2.3.1), `client_secret_post` sends them as form
+/// fields (for providers that refuse Basic), `none` the `client_id` alone.
 pub async fn client_credentials(
     http: &HttpClient,
     limits: &ClientLimits,
@@ -28,29 +30,32 @@ pub async fn client_credentials(
     if app.client_id.is_empty() {
         return Err(OAuthError::NotConfigured("client_id"));
     }
-    let secret = app
-        .client_secret
-        .as_ref()
-        .map(|s| s.expose_secret())
-        .unwrap_or("");
-    let credentials =
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", app.client_id, secret));
-    let mut authorization = HeaderValue::from_str(&format!("Basic {credentials}"))
-        .map_err(|_| OAuthError::Request("invalid Authorization header".to_owned()))?;
-    authorization.set_sensitive(true);
-
+    let method = auth::resolve(http, limits, app).await?;
     let scope = app.scopes.join(" ");
     let mut form: Vec<(&str, &str)> = vec![("grant_type", "client_credentials")];
     if !scope.is_empty() {
         form.push(("scope", &scope));
     }
-    let request = http
+    let authorization = match method {
+        ClientAuth::Frappe => {
+            let secret = app
+                .client_secret
+                .as_ref()
+                .map(|s| s.expose_secret())
+                .unwrap_or("");
+            Some(auth::basic_header(&app.client_id, secret, false)?)
+        }
+        other => auth::credentials(app, other, &mut form)?,
+    };
+    let mut request = http
         .inner
         .post(token_url.url().clone())
         .header(ACCEPT, "application/json")
-        .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
-        .header(AUTHORIZATION, authorization)
-        .body(encode_form(&form));
+        .header(CONTENT_TYPE, FORM_CONTENT_TYPE);
+    if let Some(value) = authorization {
+        request = request.header(AUTHORIZATION, value);
+    }
+    let request = request.body(encode_form(&form));
     let raw = send_built(http, limits, request).await?;
     parse_token_response(&raw, &with_secret(app, &[]))
 }

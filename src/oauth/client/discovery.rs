@@ -20,6 +20,8 @@ pub struct Discovery {
     pub introspection_endpoint: Option<String>,
     /// `revocation_endpoint`.
     pub revocation_endpoint: Option<String>,
+    /// `token_endpoint_auth_methods_supported` (its strings; empty when absent).
+    pub token_endpoint_auth_methods_supported: Vec<String>,
 }
 
 /// Fetches an OpenID configuration (`GET url`, Accept: application/json). Built with reqwest
@@ -61,5 +63,15 @@ pub async fn discover(
         userinfo_endpoint: field("userinfo_endpoint"),
         introspection_endpoint: field("introspection_endpoint"),
         revocation_endpoint: field("revocation_endpoint"),
+        token_endpoint_auth_methods_supported: doc
+            .get("token_endpoint_auth_methods_supported")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }

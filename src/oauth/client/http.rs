@@ -37,6 +37,8 @@ impl Default for ClientLimits {
 pub struct HttpClient {
     pub(super) inner: reqwest::Client,
     allow: Arc<OutboundAllow>,
+    /// What discovery documents list for `auto` client authentication.
+    pub(super) methods: Arc<super::auth::MethodCache>,
 }
 
 /// Builds the shared [`HttpClient`].
@@ -60,6 +62,7 @@ pub fn build_http_client(
     Ok(HttpClient {
         inner,
         allow: Arc::new(allow.clone()),
+        methods: Arc::default(),
     })
 }
 

@@ -25,15 +25,16 @@ mod discovery;
 mod http;
 mod refresh;
 mod revoke;
-mod token_response;
 #[cfg(test)]
 mod tests;
+mod token_response;
 
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use oauth2::TokenUrl;
 
+pub use auth::ClientAuth;
 pub use authorization_code::{authorization_url, exchange_code, generate_state, Pkce};
 pub use client_credentials::client_credentials;
 pub use discovery::{discover, Discovery};
@@ -168,6 +169,10 @@ pub struct AppEndpoints {
     pub scopes: Vec<String>,
     /// The Query Parameters rows `(key, value)`, in idx order.
     pub query_params: Vec<(String, String)>,
+    /// How the client authenticates at the token endpoint (the service's own setting).
+    pub client_auth: ClientAuth,
+    /// `openid_configuration` (what `auto` client authentication reads).
+    pub openid_configuration: Option<String>,
 }
 
 /// A successful token response, normalised as Frappe's `TokenCache.update_data` does.
@@ -181,9 +186,26 @@ pub struct TokenSet {
     pub token_type: String,
     /// `expires_in` in seconds (a number or numeric string); `None` when absent (Frappe stores 0).
     pub expires_in: Option<i64>,
-    /// `scope` as sent (a JSON list is joined with spaces); `None` when absent (Frappe then
-    /// keeps the Token Cache's scopes). Frappe splits it on spaces.
+    /// `scope` as sent, its scopes separated by spaces (a JSON list is joined with spaces, and
+    /// commas, as GitHub, Slack and Zoho separate them, become spaces); `None` when absent
+    /// (Frappe then keeps the Token Cache's scopes). Frappe splits it on spaces.
     pub scope: Option<String>,
+    /// The response's other members (Salesforce's `instance_url`, an `id_token`, Slack's
+    /// `team`, …), kept in the service's own table, never in Frappe's columns.
+    pub extra: Extra,
+    /// Whether it answered a refresh (whose extras add to the ones kept).
+    pub from_refresh: bool,
+}
+
+/// The members of a token response that Frappe's Token Cache has no column for. Its Debug
+/// shows only their names: an `id_token` or a nested token is as secret as the access token.
+#[derive(Clone, Default, PartialEq)]
+pub struct Extra(pub serde_json::Map<String, serde_json::Value>);
+
+impl std::fmt::Debug for Extra {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 fn required<'a>(value: Option<&'a str>, field: &'static str) -> Result<&'a str, OAuthError> {

@@ -1,10 +1,10 @@
 //! The refresh grant.
 
 use oauth2::{RefreshToken, Scope};
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::auth::oauth_client;
+use super::auth::{self, oauth_client};
 use super::http::{send_built, Transport};
 use super::token_response::parse_token_response;
 use super::{
@@ -14,7 +14,8 @@ use super::{
 
 /// Refresh grant, as Frappe's `get_active_token` sends it (console 403): `redirect_uri,
 /// grant_type=refresh_token, client_id, client_secret, scope (the app's scopes), refresh_token`;
-/// no Authorization header and no Query Parameters.
+/// no Authorization header and no Query Parameters. A client authentication setting other
+/// than `client_secret_post` changes only where the credentials go (see [`auth`]).
 ///
 /// With a refresh token the `oauth2` crate sends it (`redirect_uri` added as an extra
 /// parameter, since oauth2 leaves it out of refresh requests). `None` reproduces Frappe's quirk
@@ -30,6 +31,7 @@ pub async fn refresh(
     if app.client_id.is_empty() {
         return Err(OAuthError::NotConfigured("client_id"));
     }
+    let method = auth::resolve(http, limits, app).await?;
     let Some(refresh_token) = refresh_token else {
         let scope = app.scopes.join(" ");
         let mut form: Vec<(&str, &str)> = Vec::with_capacity(5);
@@ -37,24 +39,24 @@ pub async fn refresh(
             form.push(("redirect_uri", &app.redirect_uri));
         }
         form.push(("grant_type", "refresh_token"));
-        form.push(("client_id", &app.client_id));
-        if let Some(secret) = &app.client_secret {
-            form.push(("client_secret", secret.expose_secret()));
-        }
+        let authorization = auth::credentials(app, method, &mut form)?;
         if !scope.is_empty() {
             form.push(("scope", &scope));
         }
-        let request = http
+        let mut request = http
             .inner
             .post(token_url.url().clone())
             .header(ACCEPT, "application/json")
-            .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
-            .body(encode_form(&form));
+            .header(CONTENT_TYPE, FORM_CONTENT_TYPE);
+        if let Some(value) = authorization {
+            request = request.header(AUTHORIZATION, value);
+        }
+        let request = request.body(encode_form(&form));
         let raw = send_built(http, limits, request).await?;
-        return parse_token_response(&raw, &with_secret(app, &[]));
+        return parse_token_response(&raw, &with_secret(app, &[])).map(refreshed);
     };
 
-    let client = oauth_client(app)?.set_token_uri(token_url);
+    let client = oauth_client(app, method)?.set_token_uri(token_url);
     let oauth_refresh = RefreshToken::new(refresh_token.expose_secret().to_owned());
     let mut request = client
         .exchange_refresh_token(&oauth_refresh)
@@ -65,5 +67,10 @@ pub async fn refresh(
     let transport = Transport::new(http, limits);
     let outcome = request.request_async(&transport).await;
     let raw = transport.finish(outcome)?;
-    parse_token_response(&raw, &with_secret(app, &[refresh_token.expose_secret()]))
+    parse_token_response(&raw, &with_secret(app, &[refresh_token.expose_secret()])).map(refreshed)
+}
+
+fn refreshed(mut tokens: TokenSet) -> TokenSet {
+    tokens.from_refresh = true;
+    tokens
 }

@@ -1,8 +1,9 @@
 //! RFC 7009 token revocation.
 
-use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::auth;
 use super::http::{redacted_endpoint, send_built};
 use super::token_response::provider_error;
 use super::{
@@ -30,7 +31,8 @@ impl TokenKind {
 }
 
 /// RFC 7009 revocation: `POST revocation_uri` with `token, token_type_hint, client_id,
-/// client_secret` in the body. Any 2xx is success.
+/// client_secret` in the body (unset client authentication and `client_secret_post`; Basic
+/// and `none` as at the token endpoint, see [`auth`]). Any 2xx is success.
 ///
 /// Built with reqwest directly: oauth2 5 refuses revocation URLs that are not https
 /// (`ConfigurationError::InsecureUrl`), and development providers (like the recorded one on
@@ -47,21 +49,22 @@ pub async fn revoke(
     if app.client_id.is_empty() {
         return Err(OAuthError::NotConfigured("client_id"));
     }
+    let method = auth::resolve(http, limits, app).await?;
     let mut form: Vec<(&str, &str)> = vec![
         ("token", token.expose_secret()),
         ("token_type_hint", kind.hint()),
-        ("client_id", &app.client_id),
     ];
-    if let Some(secret) = &app.client_secret {
-        form.push(("client_secret", secret.expose_secret()));
-    }
+    let authorization = auth::credentials(app, method, &mut form)?;
     let endpoint = redacted_endpoint(&url);
-    let request = http
+    let mut request = http
         .inner
         .post(url)
         .header(ACCEPT, "application/json")
-        .header(CONTENT_TYPE, FORM_CONTENT_TYPE)
-        .body(encode_form(&form));
+        .header(CONTENT_TYPE, FORM_CONTENT_TYPE);
+    if let Some(value) = authorization {
+        request = request.header(AUTHORIZATION, value);
+    }
+    let request = request.body(encode_form(&form));
     let raw = send_built(http, limits, request).await?;
     if (200..300).contains(&raw.status) {
         return Ok(());

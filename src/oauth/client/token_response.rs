@@ -5,7 +5,18 @@ use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use super::http::RawResponse;
-use super::{OAuthError, TokenSet};
+use super::{Extra, OAuthError, TokenSet};
+
+/// The members of a token response Frappe's Token Cache reads (and Slack's envelope `ok`);
+/// the others are extras.
+const STANDARD_MEMBERS: &[&str] = &[
+    "access_token",
+    "refresh_token",
+    "token_type",
+    "expires_in",
+    "scope",
+    "ok",
+];
 
 /// Longest provider-supplied text (error code / description) kept in an [`OAuthError`].
 const MAX_PROVIDER_TEXT: usize = 300;
@@ -64,7 +75,16 @@ pub(super) fn provider_error(raw: &RawResponse, sensitive: &[&str]) -> Option<OA
 /// status); no `access_token` → [`OAuthError::MissingToken`]; a token type other than
 /// bearer/mac → [`OAuthError::InvalidTokenType`]. Unlike oauthlib, a non-2xx answer is never
 /// accepted as a token, it is [`OAuthError::MissingToken`] with its status.
-pub(super) fn parse_token_response(raw: &RawResponse, sensitive: &[&str]) -> Result<TokenSet, OAuthError> {
+///
+/// Providers' quirks: Slack's answer (`"ok": true`) may hold the user's token only nested in
+/// `authed_user`, which is then the token (a top-level token, a bot's, wins when both are
+/// there), and its token types `bot` and `user` are bearer tokens; scopes separated by commas
+/// are separated by spaces; every member beyond the standard ones is kept in
+/// [`TokenSet::extra`] (the nested user's own token fields excepted when it is the token).
+pub(super) fn parse_token_response(
+    raw: &RawResponse,
+    sensitive: &[&str],
+) -> Result<TokenSet, OAuthError> {
     if let Some(err) = provider_error(raw, sensitive) {
         return Err(err);
     }
@@ -72,7 +92,30 @@ pub(super) fn parse_token_response(raw: &RawResponse, sensitive: &[&str]) -> Res
     if !(200..300).contains(&raw.status) {
         return Err(missing);
     }
-    let params = token_params(&raw.body);
+    let mut params = token_params(&raw.body);
+    let slack = params.get("ok") == Some(&Value::Bool(true)) || params.contains_key("authed_user");
+    let nested = !params.contains_key("access_token")
+        && params
+            .get("authed_user")
+            .is_some_and(|u| u.get("access_token").is_some());
+    let (params, mut extra) = match params.remove("authed_user") {
+        Some(Value::Object(user)) if nested => {
+            let mut extra = params;
+            let rest: Map<String, Value> = user
+                .iter()
+                .filter(|(k, _)| !STANDARD_MEMBERS.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            extra.insert("authed_user".to_owned(), Value::Object(rest));
+            (user, extra)
+        }
+        Some(user) => {
+            params.insert("authed_user".to_owned(), user);
+            (params.clone(), params)
+        }
+        None => (params.clone(), params),
+    };
+    extra.retain(|k, _| !STANDARD_MEMBERS.contains(&k.as_str()));
     let access_token = match params.get("access_token") {
         Some(Value::String(s)) => s.clone(),
         Some(v @ Value::Number(_)) => v.to_string(),
@@ -84,6 +127,7 @@ pub(super) fn parse_token_response(raw: &RawResponse, sensitive: &[&str]) -> Res
     };
     let token_type = match token_type.as_str() {
         "bearer" => "Bearer",
+        "bot" | "user" if slack => "Bearer",
         "mac" => "MAC",
         _ => return Err(OAuthError::InvalidTokenType),
     };
@@ -97,6 +141,7 @@ pub(super) fn parse_token_response(raw: &RawResponse, sensitive: &[&str]) -> Res
         _ => None,
     };
     let scope = match params.get("scope") {
+        Some(Value::String(s)) if s.contains(',') => Some(s.replace(',', " ")),
         Some(Value::String(s)) => Some(s.clone()),
         Some(Value::Array(items)) => Some(items.iter().map(py_str).collect::<Vec<_>>().join(" ")),
         _ => None,
@@ -107,5 +152,7 @@ pub(super) fn parse_token_response(raw: &RawResponse, sensitive: &[&str]) -> Res
         token_type: token_type.to_owned(),
         expires_in,
         scope,
+        extra: Extra(extra),
+        from_refresh: false,
     })
 }

@@ -130,4 +130,3 @@ async fn code_exchange_skips_empty_and_clashing_query_params() {
         .unwrap();
     assert_eq!(seen.lock().unwrap()[0].sorted_form(), recorded_code_form());
 }
-

@@ -22,6 +22,7 @@ async fn discovery() {
             userinfo_endpoint: Some("https://p/me".into()),
             introspection_endpoint: None,
             revocation_endpoint: Some("https://p/revoke".into()),
+            token_endpoint_auth_methods_supported: vec![],
         }
     );
     assert!(matches!(
@@ -33,4 +34,3 @@ async fn discovery() {
         "GET /.well-known/openid-configuration HTTP/1.1"
     );
 }
-

@@ -133,4 +133,3 @@ async fn revoke_errors() {
         Err(OAuthError::NotConfigured("revocation_uri"))
     ));
 }
-

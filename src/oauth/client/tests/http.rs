@@ -9,8 +9,7 @@ async fn response_over_the_cap() {
         "x".repeat(5000)
     );
     let mut chunked_head =
-        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
-            .to_vec();
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n".to_vec();
     chunked_head.extend_from_slice(big.as_bytes());
     let (base, _) = provider(vec![json(200, &big), Canned::Raw(chunked_head)]).await;
     for _ in 0..2 {
@@ -202,7 +201,6 @@ async fn not_configured_fails_before_any_request() {
     assert!(seen.lock().unwrap().is_empty());
 }
 
-
 #[test]
 fn flows_are_send() {
     fn assert_send<T: Send>(_: &T) {}
@@ -215,4 +213,3 @@ fn flows_are_send() {
     assert_send(&revoke(&http, &LIMITS, &a, &s, TokenKind::AccessToken));
     assert_send(&discover(&http, &LIMITS, "http://127.0.0.1:1/"));
 }
-

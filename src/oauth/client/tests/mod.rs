@@ -1,6 +1,7 @@
 //! Unit tests of the provider client against canned HTTP answers on loopback: the harness
 //! here, the tests in one file per part.
 
+mod auth;
 mod authorization_code;
 mod discovery;
 mod grants;
@@ -12,9 +13,9 @@ use super::token_response::parse_token_response;
 use super::*;
 use crate::oauth::outbound::OutboundAllow;
 use base64::Engine as _;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
-use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -150,6 +151,8 @@ fn app(base: &str) -> AppEndpoints {
             ("access_type".into(), "offline".into()),
             ("prompt".into(), "consent".into()),
         ],
+        client_auth: ClientAuth::Frappe,
+        openid_configuration: None,
     }
 }
 
