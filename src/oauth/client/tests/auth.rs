@@ -99,7 +99,7 @@ async fn auto_reads_the_discovery_document_once() {
     let client = http();
     client_credentials(&client, &LIMITS, &a).await.unwrap();
     client_credentials(&client, &LIMITS, &a).await.unwrap();
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 3, "one discovery, two token requests");
     assert!(seen[0].request_line().starts_with("GET /.well-known/"));
     for c in &seen[1..] {
