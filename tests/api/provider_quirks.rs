@@ -85,6 +85,16 @@ async fn a_token_without_expires_in_never_expires_and_is_never_refreshed() {
         );
         let (_, v) = o.app.get(&admin, &status_path).await;
         assert_eq!(v["message"]["state"], "connected", "{v}");
+        let metrics = reqwest::get(o.app.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("connected_app_connections{state=\"connected\"} 1"),
+            "{metrics}"
+        );
         // A token with a lifetime set by hand expires again as Frappe's column says.
         let path = format!(
             "/api/resource/Token%20Cache/{}",
