@@ -5,6 +5,7 @@
 
 use connected_apps::db::schema::ca_token_extra;
 use diesel::prelude::*;
+use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
 use crate::helpers::*;
@@ -267,6 +268,24 @@ async fn extra_members_are_kept_apart_from_frappes_columns_and_returned_as_extra
             )
             .await;
         assert_eq!(h["message"].as_object().unwrap().len(), 1, "{h}");
+        // rotate-key re-encrypts them with the secrets (checked with the vault's own pass).
+        let config: Value =
+            serde_json::from_str(&std::fs::read_to_string(&o.app.site_config).unwrap()).unwrap();
+        let old = config["encryption_key"].as_str().unwrap().to_string();
+        let new = connected_apps::secrets::generate_key();
+        let ring = connected_apps::secrets::KeyRing::with_fallbacks(&new, &[old.clone()]).unwrap();
+        connected_apps::secrets::vault::rekey_all(&mut o.app.db.raw(), &ring).unwrap();
+        let rekeyed: Option<String> = ca_token_extra::table
+            .select(ca_token_extra::extra)
+            .first(&mut o.app.db.raw())
+            .unwrap();
+        let rekeyed = rekeyed.expect("extras kept");
+        let only = |k: &str| connected_apps::secrets::KeyRing::with_fallbacks(k, &[]).unwrap();
+        let clear = only(&new)
+            .decrypt(&rekeyed)
+            .expect("the new key reads them");
+        assert!(clear.expose_secret().contains("na1.example.com"));
+        assert!(only(&old).decrypt(&rekeyed).is_err());
         // Deleting the connection deletes its extras.
         let path = format!(
             "/api/resource/Token%20Cache/{}",
