@@ -273,7 +273,9 @@ async fn extra_members_are_kept_apart_from_frappes_columns_and_returned_as_extra
             serde_json::from_str(&std::fs::read_to_string(&o.app.site_config).unwrap()).unwrap();
         let old = config["encryption_key"].as_str().unwrap().to_string();
         let new = connected_apps::secrets::generate_key();
-        let ring = connected_apps::secrets::KeyRing::with_fallbacks(&new, &[old.clone()]).unwrap();
+        let ring =
+            connected_apps::secrets::KeyRing::with_fallbacks(&new, std::slice::from_ref(&old))
+                .unwrap();
         connected_apps::secrets::vault::rekey_all(&mut o.app.db.raw(), &ring).unwrap();
         let rekeyed: Option<String> = ca_token_extra::table
             .select(ca_token_extra::extra)
