@@ -165,6 +165,15 @@ diesel::table! {
         connected_app -> Text,
         pkce -> Integer,
         keep_warm -> Integer,
+        client_auth -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    ca_token_extra (token_cache) {
+        token_cache -> Text,
+        extra -> Nullable<Text>,
+        never_expires -> Integer,
     }
 }
 

@@ -335,6 +335,7 @@ fn store_tokens(
         replaced.push(tc.set_scopes(scope, by, now));
     }
     store::update(conn, tc.doc(), &replaced)?;
+    super::token_extra::store(state, conn, &name, tokens)?;
     let mut ts = oauth_store::token_state(conn, &name)?.unwrap_or_default();
     ts.token_cache = name;
     ts.received_at = Some(now);
@@ -483,18 +484,31 @@ async fn read_fresh(
             }
             let token = reveal(state, "Token Cache", &n, "access_token", stored, encrypted)?;
             let left = seconds_left(state, &tc, t.received_at);
-            let margin = effective_margin(margin, tc.expires_in());
+            let lifetime = tc.expires_in();
+            let margin = effective_margin(margin, lifetime);
             let just_received =
                 received_since.is_some_and(|since| t.received_at.is_some_and(|r| r >= since));
-            if left <= margin && !just_received {
+            // A token answered without `expires_in` never expires (while Frappe's column still
+            // holds the 0 it was stored with).
+            let never_expires = t.never_expires && lifetime == 0;
+            if left <= margin && !just_received && !never_expires {
                 return Ok(None);
             }
-            Ok(Some(json!({
+            let mut v = json!({
                 "access_token": token.expose_secret(),
                 "token_type": tc.token_type().unwrap_or("Bearer"),
-                "expires_in": left,
+                "expires_in": if never_expires { Value::Null } else { json!(left) },
                 "scope": tc.scopes().join(" "),
-            })))
+            });
+            // Only a connection with extras answers them: otherwise the bytes are as before.
+            if let Some(extra) = t
+                .extra
+                .as_deref()
+                .and_then(|e| super::token_extra::open(state, e))
+            {
+                v["extra"] = Value::Object(extra);
+            }
+            Ok(Some(v))
         })
         .await
 }

@@ -198,7 +198,12 @@ pub fn connection_status(
     let failure = refresh_failure(state, conn, &t.stored_name)?;
     let base = t.received_at.or(tc.modified());
     let expires_in = tc.expires_in();
-    let seconds_left = base.map_or(0, |b| expires_in - state.clock.seconds_since(b));
+    // A token answered without `expires_in` never expires (see `token_extra`).
+    let seconds_left = if t.never_expires && expires_in == 0 {
+        i64::MAX
+    } else {
+        base.map_or(0, |b| expires_in - state.clock.seconds_since(b))
+    };
     let facts = Facts {
         has_access_token: t.access_token.as_ref().is_some_and(|(v, _)| !v.is_empty()),
         needs_reconnect: t.needs_reconnect,
@@ -243,10 +248,12 @@ pub fn count_by_state(state: &AppState, conn: &mut DbConnection) -> AppResult<[i
          CAST(ts.`received_at` AS {ty}), CAST(ts.`needs_reconnect` AS {ty}), \
          CASE WHEN a.`password` IS NULL OR a.`password` = '' THEN '0' ELSE '1' END, \
          CASE WHEN r.`password` IS NULL OR r.`password` = '' THEN '0' ELSE '1' END, \
+         CAST(te.`never_expires` AS {ty}), \
          CASE WHEN h.`token_cache` IS NULL THEN '0' ELSE '1' END \
          FROM `tabToken Cache` tc \
          LEFT JOIN `ca_refresh_health` h ON h.`token_cache` = tc.`name` \
          LEFT JOIN `ca_token_state` ts ON ts.`token_cache` = tc.`name` \
+         LEFT JOIN `ca_token_extra` te ON te.`token_cache` = tc.`name` \
          LEFT JOIN `__Auth` a ON a.`doctype` = 'Token Cache' AND a.`name` = tc.`name` AND a.`fieldname` = 'access_token' \
          LEFT JOIN `__Auth` r ON r.`doctype` = 'Token Cache' AND r.`name` = tc.`name` AND r.`fieldname` = 'refresh_token' \
          WHERE tc.`user` IS NOT NULL AND tc.`user` <> ''"
@@ -263,13 +270,18 @@ pub fn count_by_state(state: &AppState, conn: &mut DbConnection) -> AppResult<[i
         let needs_reconnect = col(4).is_some_and(|v| v.trim() != "0");
         let has_access_token = col(5).as_deref() == Some("1");
         let has_refresh_token = col(6).as_deref() == Some("1");
+        let never_expires = col(7).is_some_and(|v| v.trim() != "0") && expires_in == 0;
         let base = received.or(modified);
         let facts = Facts {
             has_access_token,
             needs_reconnect,
-            seconds_left: base.map_or(0, |b| expires_in - state.clock.seconds_since(b)),
+            seconds_left: if never_expires {
+                i64::MAX
+            } else {
+                base.map_or(0, |b| expires_in - state.clock.seconds_since(b))
+            },
             has_refresh_token,
-            failing: col(7).as_deref() == Some("1"),
+            failing: col(8).as_deref() == Some("1"),
         };
         let h = classify(&facts);
         if let Some(i) = STATES.iter().position(|s| *s == h) {

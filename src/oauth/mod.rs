@@ -9,6 +9,7 @@ pub mod outbound;
 pub mod presets;
 pub mod revocation;
 pub mod store;
+pub mod token_extra;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

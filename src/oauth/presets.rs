@@ -31,7 +31,8 @@ pub struct Preset {
     pub introspection_uri: Option<&'static str>,
     pub scopes: &'static [&'static str],
     pub query_parameters: &'static [(&'static str, &'static str)],
-    /// `client_secret_post`, `client_secret_basic` or `none`.
+    /// `client_secret_post`, `client_secret_basic` or `none`: the value to give the app's
+    /// `client_auth` setting (`connected_apps.app_settings`).
     pub client_auth: &'static str,
     pub parameters: &'static [Parameter],
     pub quirks: &'static [&'static str],
@@ -459,6 +460,7 @@ pub fn find(id: &str) -> Option<&'static Preset> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::oauth::client::ClientAuth;
 
     #[test]
     fn every_preset_url_is_https_and_its_placeholders_are_its_parameters() {
@@ -485,8 +487,9 @@ mod tests {
                 let parsed = url::Url::parse(&filled).expect("a URL");
                 assert_eq!(parsed.scheme(), "https", "{}: {u}", p.id);
             }
+            // A preset's method is one the per-app setting takes (and never `auto`).
             assert!(
-                ["client_secret_post", "client_secret_basic", "none"].contains(&p.client_auth),
+                ClientAuth::from_name(p.client_auth).is_some_and(|m| m != ClientAuth::Auto),
                 "{}",
                 p.id
             );

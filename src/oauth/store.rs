@@ -1,9 +1,11 @@
-//! The service's own OAuth tables: per-app settings and per-connection flow state.
+//! The service's own OAuth tables: per-app settings and per-connection flow state, and what
+//! a token response held beyond Frappe's columns.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use crate::db::schema::{ca_app_settings, ca_job_lease, ca_token_state};
+use super::client::ClientAuth;
+use crate::db::schema::{ca_app_settings, ca_job_lease, ca_token_extra, ca_token_state};
 use crate::db::DbConnection;
 use crate::error::AppResult;
 
@@ -52,9 +54,86 @@ pub fn save_token_state(conn: &mut DbConnection, s: &TokenState) -> AppResult<()
     Ok(())
 }
 
+/// Forgets a connection's flow state and its token extras (its Token Cache is deleted).
 pub fn delete_token_state(conn: &mut DbConnection, name: &str) -> AppResult<()> {
     diesel::delete(ca_token_state::table.filter(ca_token_state::token_cache.eq(name)))
         .execute(conn)?;
+    diesel::delete(ca_token_extra::table.filter(ca_token_extra::token_cache.eq(name)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A connection's token extras: the sealed JSON of the response's other members, and whether
+/// the response had no `expires_in`.
+pub fn token_extra(
+    conn: &mut DbConnection,
+    name: &str,
+) -> AppResult<Option<(Option<String>, bool)>> {
+    Ok(ca_token_extra::table
+        .filter(ca_token_extra::token_cache.eq(name))
+        .select((ca_token_extra::extra, ca_token_extra::never_expires))
+        .first::<(Option<String>, i32)>(conn)
+        .optional()?
+        .map(|(extra, never)| (extra, never != 0)))
+}
+
+/// Writes a connection's token extras; nothing to keep deletes the row.
+pub fn save_token_extra(
+    conn: &mut DbConnection,
+    name: &str,
+    extra: Option<&str>,
+    never_expires: bool,
+) -> AppResult<()> {
+    if extra.is_none() && !never_expires {
+        diesel::delete(ca_token_extra::table.filter(ca_token_extra::token_cache.eq(name)))
+            .execute(conn)?;
+        return Ok(());
+    }
+    let never = i32::from(never_expires);
+    let n = diesel::update(ca_token_extra::table.filter(ca_token_extra::token_cache.eq(name)))
+        .set((
+            ca_token_extra::extra.eq(extra),
+            ca_token_extra::never_expires.eq(never),
+        ))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(ca_token_extra::table)
+            .values((
+                ca_token_extra::token_cache.eq(name),
+                ca_token_extra::extra.eq(extra),
+                ca_token_extra::never_expires.eq(never),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// How an app's client authenticates at the token endpoint (unset: as Frappe does it). A
+/// stored name this version does not know reads as unset.
+pub fn client_auth(conn: &mut DbConnection, app: &str) -> AppResult<ClientAuth> {
+    let v: Option<Option<String>> = ca_app_settings::table
+        .filter(ca_app_settings::connected_app.eq(app))
+        .select(ca_app_settings::client_auth)
+        .first(conn)
+        .optional()?;
+    Ok(v.flatten()
+        .and_then(|name| ClientAuth::from_name(&name))
+        .unwrap_or_default())
+}
+
+pub fn set_client_auth(conn: &mut DbConnection, app: &str, method: ClientAuth) -> AppResult<()> {
+    let v = method.name();
+    let n = diesel::update(ca_app_settings::table.filter(ca_app_settings::connected_app.eq(app)))
+        .set(ca_app_settings::client_auth.eq(v))
+        .execute(conn)?;
+    if n == 0 {
+        diesel::insert_into(ca_app_settings::table)
+            .values((
+                ca_app_settings::connected_app.eq(app),
+                ca_app_settings::client_auth.eq(v),
+            ))
+            .execute(conn)?;
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@ use crate::doc::Doc;
 use crate::error::{AppError, ServerMessage};
 use crate::frappe::args::Args;
 use crate::frappe::meta::{DocKind, CONNECTED_APP};
+use crate::oauth::client::ClientAuth;
 use crate::oauth::flow;
 use crate::state::{AppState, SharedState};
 
@@ -171,18 +172,17 @@ pub async fn get_auth_header(name: &str, call: Call) -> Result<HttpResponse, App
     Ok(call.reply(json!({ "Authorization": format!("{token_type} {token}") })))
 }
 
-/// `connected_apps.app_settings(connected_app[, pkce][, keep_warm])`: the service's own per-app
-/// settings (Frappe has no field for them). Reading needs read permission on the app; changing
-/// them (a POST with `pkce` or `keep_warm` = 0/1) needs System Manager.
+/// `connected_apps.app_settings(connected_app[, pkce][, keep_warm][, client_auth])`: the
+/// service's own per-app settings (Frappe has no field for them). Reading needs read permission
+/// on the app; changing them (a POST with `pkce` or `keep_warm` = 0/1, `client_auth` =
+/// `client_secret_post`, `client_secret_basic`, `none`, `auto`, or null/"" for Frappe's way)
+/// needs System Manager.
 pub async fn app_settings(name: &str, call: Call) -> Result<HttpResponse, AppError> {
     call.require_login(name)?;
     let app = call.args.require_str("connected_app", "app_settings")?;
     let doc = service::get(&call.state, &call.user, &CONNECTED_APP, &app).await?;
     let app_name = doc.name().to_string();
-    let flag = |field: &'static str| -> Result<Option<bool>, AppError> {
-        let Some(v) = call.args.get(field) else {
-            return Ok(None);
-        };
+    let may_change = || -> Result<(), AppError> {
         call.require_post()?;
         if !call.user.is_system_manager() {
             return Err(service::forbidden(
@@ -192,6 +192,13 @@ pub async fn app_settings(name: &str, call: Call) -> Result<HttpResponse, AppErr
                 Some(&app_name),
             ));
         }
+        Ok(())
+    };
+    let flag = |field: &'static str| -> Result<Option<bool>, AppError> {
+        let Some(v) = call.args.get(field) else {
+            return Ok(None);
+        };
+        may_change()?;
         Ok(Some(match v {
             Value::Bool(b) => *b,
             Value::Number(n) => n.as_i64() != Some(0),
@@ -201,7 +208,14 @@ pub async fn app_settings(name: &str, call: Call) -> Result<HttpResponse, AppErr
     };
     let change = flag("pkce")?;
     let warm = flag("keep_warm")?;
-    let (pkce, keep_warm) = call
+    let client_auth = match call.args.get("client_auth") {
+        None => None,
+        Some(v) => {
+            may_change()?;
+            Some(client_auth_setting(v, &doc)?)
+        }
+    };
+    let (pkce, keep_warm, client_auth) = call
         .state
         .db
         .run(move |conn| {
@@ -212,13 +226,47 @@ pub async fn app_settings(name: &str, call: Call) -> Result<HttpResponse, AppErr
             if let Some(on) = warm {
                 store::set_keep_warm(conn, &app_name, on)?;
             }
+            if let Some(method) = client_auth {
+                store::set_client_auth(conn, &app_name, method)?;
+            }
             Ok((
                 store::pkce_enabled(conn, &app_name)?,
                 store::keep_warm(conn, &app_name)?,
+                store::client_auth(conn, &app_name)?,
             ))
         })
         .await?;
-    Ok(call.reply(json!({ "connected_app": doc.name(), "pkce": pkce, "keep_warm": keep_warm })))
+    Ok(call.reply(json!({
+        "connected_app": doc.name(), "pkce": pkce, "keep_warm": keep_warm,
+        "client_auth": client_auth.name(),
+    })))
+}
+
+/// A `client_auth` value: one of the names, or null/"" for unset (Frappe's way). `auto`
+/// reads the app's discovery document, so the app needs its OpenID Configuration URL.
+fn client_auth_setting(v: &Value, app: &Doc) -> Result<ClientAuth, AppError> {
+    let name = match v {
+        Value::Null => return Ok(ClientAuth::Frappe),
+        Value::String(s) if s.trim().is_empty() => return Ok(ClientAuth::Frappe),
+        Value::String(s) => s.trim(),
+        _ => "",
+    };
+    let method = ClientAuth::from_name(name).ok_or_else(|| {
+        AppError::validation(format!(
+            "client_auth must be one of {} (or empty for Frappe's way).",
+            ClientAuth::NAMES.join(", ")
+        ))
+    })?;
+    let has_discovery = app
+        .row
+        .get_str("openid_configuration")
+        .is_some_and(|u| !u.trim().is_empty());
+    if method == ClientAuth::Auto && !has_discovery {
+        return Err(AppError::validation(
+            "client_auth auto reads the provider's discovery document: set the OpenID Configuration URL first.",
+        ));
+    }
+    Ok(method)
 }
 
 /// `connected_apps.connection_status(connected_app, user=None)`: the health of the caller's

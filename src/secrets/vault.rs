@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{KeyRing, Keys, SecretsError};
-use crate::db::schema::auth;
+use crate::db::schema::{auth, ca_token_extra};
 use crate::db::DbConnection;
 use crate::error::{AppError, AppResult};
 
@@ -269,7 +269,7 @@ pub fn rekey_all(conn: &mut DbConnection, ring: &KeyRing) -> AppResult<usize> {
             .execute(conn)?;
             n += 1;
         }
-        Ok(n)
+        Ok(n + rekey_token_extras(conn, ring, false)?)
     })
 }
 
@@ -293,6 +293,41 @@ pub fn rekey_stale(conn: &mut DbConnection, ring: &KeyRing) -> AppResult<usize> 
                 .filter(auth::password.eq(&stored)),
         )
         .set(auth::password.eq(fresh.as_str()))
+        .execute(conn)?;
+        n += 1;
+    }
+    Ok(n + rekey_token_extras(conn, ring, true)?)
+}
+
+/// Re-encrypts the sealed token extras (`ca_token_extra`, see `oauth::token_extra`) under
+/// `ring`'s primary key (`stale_only`: those it cannot read yet). They are not Password fields:
+/// one that decrypts with no key of the ring is dropped, never a reason to fail the rotation
+/// (the provider's next token answer brings it again). A value changed meanwhile is left alone.
+fn rekey_token_extras(
+    conn: &mut DbConnection,
+    ring: &KeyRing,
+    stale_only: bool,
+) -> AppResult<usize> {
+    let rows: Vec<(String, Option<String>)> = ca_token_extra::table
+        .filter(ca_token_extra::extra.is_not_null())
+        .select((ca_token_extra::token_cache, ca_token_extra::extra))
+        .load(conn)?;
+    let mut n = 0;
+    for (name, stored) in rows {
+        let Some(stored) = stored else { continue };
+        if stale_only && ring.is_current(&stored) {
+            continue;
+        }
+        let fresh = match ring.decrypt(&stored) {
+            Ok(clear) => Some(Vault::new(ring).seal(clear.expose_secret())?.into_string()),
+            Err(_) => None,
+        };
+        diesel::update(
+            ca_token_extra::table
+                .filter(ca_token_extra::token_cache.eq(&name))
+                .filter(ca_token_extra::extra.eq(&stored)),
+        )
+        .set(ca_token_extra::extra.eq(fresh))
         .execute(conn)?;
         n += 1;
     }

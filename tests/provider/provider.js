@@ -46,12 +46,25 @@
  *                                   //   enforced (code_verifier required at the token endpoint).
  *       "scope": null,              // optional space separated allow-list of scopes for this client
  *       "auth_methods": {           // optional, per grant_type, used when strictClientAuth is true;
- *                                   // values: "client_secret_post" | "client_secret_basic" | "any"
+ *                                   // values: "client_secret_post" | "client_secret_basic" | "none" | "any"
  *         "authorization_code": "client_secret_post",   // defaults mirror what Frappe sends
  *         "refresh_token": "client_secret_post",
  *         "client_credentials": "client_secret_basic"
- *       }
- *     } ]
+ *       },                          // "none" for authorization_code registers a public client
+ *                                   //   (token_endpoint_auth_method none: client_id only, PKCE)
+ *       // Provider quirks, applied to successful token answers of this client:
+ *       "response_format": "json",  // "json" | "form" (always form-encoded) | "form_unless_json"
+ *                                   //   (GitHub: form-encoded unless the Accept header asks for JSON)
+ *       "omit_expires_in": false,   // true: answers carry no expires_in (GitHub OAuth Apps, Salesforce)
+ *       "omit_refresh_token_on_refresh": false,  // true: a refresh answer carries no refresh_token
+ *       "extra_fields": {},         // members added to every token answer (e.g. {"instance_url": ...})
+ *       "nest_authed_user": false,  // true: a code exchange is answered the Slack way: {"ok": true,
+ *                                   //   "app_id", "team", "authed_user": {id, scope, access_token,
+ *                                   //   token_type: "user", refresh_token?, expires_in?}}
+ *       "scope_separator": " "      // "," answers the granted scopes separated by commas
+ *     } ],
+ *     "discoveryAuthMethods": null  // an array replaces the discovery document's
+ *                                   //   token_endpoint_auth_methods_supported
  *   }
  *
  * Client authentication: oidc-provider 8.8 registers one token_endpoint_auth_method per client but,
@@ -136,7 +149,8 @@ const DEFAULT_AUTH_METHODS = {
   refresh_token: 'client_secret_post',
   client_credentials: 'client_secret_basic',
 };
-const AUTH_METHOD_VALUES = new Set(['client_secret_post', 'client_secret_basic', 'any']);
+const AUTH_METHOD_VALUES = new Set(['client_secret_post', 'client_secret_basic', 'none', 'any']);
+const RESPONSE_FORMATS = new Set(['json', 'form', 'form_unless_json']);
 const GRANT_TYPES = new Set(['authorization_code', 'refresh_token', 'client_credentials']);
 
 const DEFAULTS = {
@@ -147,6 +161,7 @@ const DEFAULTS = {
   refreshTokenTTL: 14 * 24 * 3600,
   authorizationCodeTTL: 60,
   tokenDelayMs: 0,
+  discoveryAuthMethods: null,
   idTokenTTL: 3600,
   strictClientAuth: true,
   scopes: ['openid', 'email', 'profile', 'offline_access', 'read', 'write'],
@@ -167,7 +182,8 @@ const DEFAULTS = {
   }],
 };
 
-const CLIENT_KEYS = new Set(['client_id', 'client_secret', 'redirect_uris', 'redirect_uri_prefixes', 'grant_types', 'pkce', 'scope', 'auth_methods']);
+const CLIENT_KEYS = new Set(['client_id', 'client_secret', 'redirect_uris', 'redirect_uri_prefixes', 'grant_types', 'pkce', 'scope', 'auth_methods',
+  'response_format', 'omit_expires_in', 'omit_refresh_token_on_refresh', 'extra_fields', 'nest_authed_user', 'scope_separator']);
 
 function loadConfig(path) {
   let cfg = { ...DEFAULTS };
@@ -207,6 +223,10 @@ function loadConfig(path) {
     if (typeof cfg[k] !== 'boolean') die(`${k} must be a boolean`);
   }
   if (!Array.isArray(cfg.scopes) || cfg.scopes.some((s) => typeof s !== 'string')) die('scopes must be an array of strings');
+  if (cfg.discoveryAuthMethods !== null
+    && (!Array.isArray(cfg.discoveryAuthMethods) || cfg.discoveryAuthMethods.some((s) => typeof s !== 'string'))) {
+    die('discoveryAuthMethods must be null or an array of strings');
+  }
   cfg.scopes = [...new Set(['openid', 'email', 'profile', 'offline_access', ...cfg.scopes])];
   if (!cfg.account || typeof cfg.account.sub !== 'string' || !cfg.account.sub) die('account.sub must be a non-empty string');
   if (!Array.isArray(cfg.clients) || cfg.clients.length === 0) die('clients must be a non-empty array');
@@ -232,7 +252,22 @@ function loadConfig(path) {
     if (!Array.isArray(prefixes) || prefixes.some((x) => typeof x !== 'string' || !x)) {
       die(`clients[${i}].redirect_uri_prefixes must be an array of non-empty strings`);
     }
+    const responseFormat = c.response_format ?? 'json';
+    if (!RESPONSE_FORMATS.has(responseFormat)) die(`clients[${i}].response_format must be one of ${[...RESPONSE_FORMATS].join(', ')}`);
+    const extraFields = c.extra_fields ?? {};
+    if (!extraFields || typeof extraFields !== 'object' || Array.isArray(extraFields)) die(`clients[${i}].extra_fields must be an object`);
+    const scopeSeparator = c.scope_separator ?? ' ';
+    if (![' ', ','].includes(scopeSeparator)) die(`clients[${i}].scope_separator must be " " or ","`);
+    for (const k of ['omit_expires_in', 'omit_refresh_token_on_refresh', 'nest_authed_user']) {
+      if (c[k] !== undefined && typeof c[k] !== 'boolean') die(`clients[${i}].${k} must be a boolean`);
+    }
     return {
+      response_format: responseFormat,
+      omit_expires_in: c.omit_expires_in ?? false,
+      omit_refresh_token_on_refresh: c.omit_refresh_token_on_refresh ?? false,
+      extra_fields: extraFields,
+      nest_authed_user: c.nest_authed_user ?? false,
+      scope_separator: scopeSeparator,
       client_id: c.client_id,
       client_secret: c.client_secret,
       redirect_uris: c.redirect_uris ?? [],
@@ -329,6 +364,37 @@ function decodeBasic(header) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// provider quirks (per client, on successful token answers)
+// ---------------------------------------------------------------------------------------------
+
+function applyQuirks(ctx, client, grantType) {
+  const body = ctx.body;
+  if (ctx.status !== 200 || !body || typeof body !== 'object' || Buffer.isBuffer(body) || !body.access_token) return;
+  let out = { ...body, ...client.extra_fields };
+  if (client.omit_expires_in) delete out.expires_in;
+  if (client.omit_refresh_token_on_refresh && grantType === 'refresh_token') delete out.refresh_token;
+  if (client.scope_separator === ',' && typeof out.scope === 'string') out.scope = out.scope.split(' ').join(',');
+  if (client.nest_authed_user && grantType === 'authorization_code') {
+    const user = { id: 'U0TEST', scope: out.scope, access_token: out.access_token, token_type: 'user' };
+    if (out.refresh_token !== undefined) user.refresh_token = out.refresh_token;
+    if (out.expires_in !== undefined) user.expires_in = out.expires_in;
+    const rest = { ...out };
+    for (const k of ['access_token', 'token_type', 'scope', 'refresh_token', 'expires_in']) delete rest[k];
+    out = { ok: true, app_id: 'A0TEST', team: { id: 'T0TEST', name: 'Test Team' }, ...rest, authed_user: user };
+  }
+  const accept = String(ctx.headers.accept ?? '');
+  const form = client.response_format === 'form'
+    || (client.response_format === 'form_unless_json' && !accept.includes('application/json'));
+  if (form) {
+    const flat = Object.entries(out).filter(([, v]) => v !== undefined && v !== null).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)]);
+    ctx.body = new URLSearchParams(flat).toString();
+    ctx.type = 'application/x-www-form-urlencoded';
+  } else {
+    ctx.body = out;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // provider
 // ---------------------------------------------------------------------------------------------
 
@@ -354,7 +420,7 @@ function buildProvider(issuer) {
       redirect_uris: c.redirect_uris,
       grant_types: c.grant_types,
       response_types: c.grant_types.includes('authorization_code') ? ['code'] : [],
-      token_endpoint_auth_method: 'client_secret_post',
+      token_endpoint_auth_method: c.auth_methods.authorization_code === 'none' ? 'none' : 'client_secret_post',
       ...(c.scope ? { scope: c.scope } : {}),
     })),
     jwks: { keys: [jwk] },
@@ -493,6 +559,7 @@ function buildProvider(issuer) {
     const headers = {};
     if (ctx.headers.authorization !== undefined) headers.authorization = ctx.headers.authorization;
     if (ctx.headers['content-type'] !== undefined) headers['content-type'] = ctx.headers['content-type'];
+    if (ctx.headers.accept !== undefined) headers.accept = ctx.headers.accept;
     const entry = { method: ctx.method, path: ctx.path, headers, form };
     recorded.push(entry);
 
@@ -530,6 +597,11 @@ function buildProvider(issuer) {
         }
       }
       await next();
+      if (isToken) {
+        const basic = ctx.headers.authorization !== undefined;
+        const client = clientsById.get(basic ? decodeBasic(ctx.headers.authorization) : get('client_id'));
+        if (client) applyQuirks(ctx, client, grantType);
+      }
     } finally {
       if (isToken) stats.token_in_flight -= 1;
       entry.status = ctx.status;
@@ -539,6 +611,16 @@ function buildProvider(issuer) {
     }
     return undefined;
   });
+
+  // --- discovery override ----------------------------------------------------------------------
+  if (config.discoveryAuthMethods !== null) {
+    provider.use(async (ctx, next) => {
+      await next();
+      if (ctx.path === '/.well-known/openid-configuration' && ctx.body && typeof ctx.body === 'object') {
+        ctx.body = { ...ctx.body, token_endpoint_auth_methods_supported: config.discoveryAuthMethods };
+      }
+    });
+  }
 
   // --- autoApprove interactions ---------------------------------------------------------------
   if (config.autoApprove) {

@@ -58,6 +58,8 @@ impl<D: Borrow<Doc>> ConnectedApp<D> {
             revocation_uri: s("revocation_uri"),
             redirect_uri: s("redirect_uri").unwrap_or_default(),
             scopes: self.scopes(),
+            client_auth: crate::oauth::store::client_auth(conn, self.name())?,
+            openid_configuration: s("openid_configuration"),
             query_params: self
                 .doc()
                 .child("query_parameters")

@@ -70,6 +70,10 @@ pub struct TokenRead {
     pub needs_reconnect: bool,
     /// `__Auth`'s `password` and `encrypted` for `access_token`.
     pub access_token: Option<(String, bool)>,
+    /// The sealed extras of the last token response (`ca_token_extra`).
+    pub extra: Option<String>,
+    /// The last token response had no `expires_in`.
+    pub never_expires: bool,
 }
 
 /// The answer of [`read`].
@@ -93,14 +97,17 @@ pub fn read(conn: &mut DbConnection, app: &str, user: Option<&str>) -> AppResult
         "SELECT CAST(ca.`name` AS {ty}), CAST(tc.`name` AS {ty}), \
          CAST(tc.`connected_app` AS {ty}), CAST(tc.`user` AS {ty}), CAST(tc.`modified` AS {ty}), \
          CAST(ts.`received_at` AS {ty}), CAST(ts.`needs_reconnect` AS {ty}), \
-         CAST(a.`password` AS {ty}), CAST(a.`encrypted` AS {ty}) \
+         CAST(a.`password` AS {ty}), CAST(a.`encrypted` AS {ty}), \
+         CAST(te.`extra` AS {ty}), CAST(te.`never_expires` AS {ty}) \
          FROM `tabConnected App` ca \
          LEFT JOIN `tabToken Cache` tc ON tc.`name` = ? \
          LEFT JOIN `ca_token_state` ts ON ts.`token_cache` = ? \
+         LEFT JOIN `ca_token_extra` te ON te.`token_cache` = ? \
          LEFT JOIN `__Auth` a ON a.`doctype` = 'Token Cache' AND a.`name` = ? AND a.`fieldname` = 'access_token' \
          WHERE ca.`name` = ? LIMIT 1"
     );
     let rows = Sql::new(sql)
+        .bind_text(&tc_name)
         .bind_text(&tc_name)
         .bind_text(&tc_name)
         .bind_text(&tc_name)
@@ -126,6 +133,8 @@ pub fn read(conn: &mut DbConnection, app: &str, user: Option<&str>) -> AppResult
     let needs_reconnect = col(6).is_some_and(|v| v.trim() != "0");
     let encrypted = col(8).is_some_and(|v| v.trim() != "0");
     let access_token = col(7).map(|p| (p, encrypted));
+    let extra = col(9);
+    let never_expires = col(10).is_some_and(|v| v.trim() != "0");
     Ok(Read::App {
         app,
         token: Some(TokenRead {
@@ -134,6 +143,8 @@ pub fn read(conn: &mut DbConnection, app: &str, user: Option<&str>) -> AppResult
             received_at,
             needs_reconnect,
             access_token,
+            extra,
+            never_expires,
         }),
     })
 }
