@@ -394,7 +394,7 @@
   // provider presets (connected_apps.provider_presets); "Fill the form" hands `apply` the
   // normal Connected App fields of the chosen one. Returns the elements to show (none for
   // people who cannot create apps).
-  const presetChoice = { list: null, id: '', values: {} };
+  const presetChoice = { list: null, id: '', values: {}, clientAuth: null };
   function presetChooser(canCreate, apply) {
     if (!canCreate) return [];
     const select = h('select', { id: 'preset' }, h('option', { value: '' }, 'None: fill the form by hand'));
@@ -438,6 +438,9 @@
       const form = { openid_configuration: '', authorization_uri: '', token_uri: '', revocation_uri: '',
         userinfo_uri: '', introspection_uri: '', ...r.message.connected_app };
       apply(form);
+      // The preset's client authentication is set on the service's own settings when the new
+      // app is first saved (it is not a Connected App field).
+      presetChoice.clientAuth = r.message.client_auth || null;
       showInfo(`The form was filled from the ${p.provider_name} preset. Add the client id and secret, then save.`);
     }));
     const fillOptions = () => {
@@ -689,6 +692,11 @@
       savedSecret = doc.client_secret ?? null;
       dirty = false;
       if (wasNew) {
+        if (presetChoice.clientAuth) {
+          await api('POST', '/api/method/connected_apps.app_settings',
+            { connected_app: name, client_auth: presetChoice.clientAuth });
+          presetChoice.clientAuth = null;
+        }
         history.replaceState(null, '', appPath(name));
         body.dataset.name = name;
       }

@@ -281,5 +281,20 @@ async fn a_system_manager_fills_a_new_connected_app_from_a_preset_in_the_browser
         );
         assert_eq!(got["client_id"], "preset-client.apps.googleusercontent.com");
         assert_eq!(got["client_secret"], "*".repeat("preset-secret".len()));
+
+        // The preset's client authentication is the app's setting (the service's own table).
+        let (_, preset) = app.get(&app.admin, &format!("{PATH}?preset=google")).await;
+        let (status, settings) = app
+            .get(
+                &app.admin,
+                &format!("/api/method/connected_apps.app_settings?connected_app={name}"),
+            )
+            .await;
+        assert_eq!(status, 200, "{settings}");
+        assert_eq!(
+            settings["message"]["client_auth"], preset["message"]["client_auth"],
+            "{backend:?}"
+        );
+        assert_ne!(settings["message"]["client_auth"], Value::Null);
     }
 }
