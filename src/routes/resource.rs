@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::method::data;
+use super::call::data;
 use super::oauth;
 use super::RouteTable;
 use crate::auth::CurrentUser;
