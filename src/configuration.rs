@@ -178,6 +178,11 @@ fn apply<G: Given>(s: &mut Settings, value: G, to: fn(&mut Settings, G::Value)) 
     }
 }
 
+/// A flag in the config file: `null` leaves it off, as a missing key does.
+fn null_is_off<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
+}
+
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
 }
@@ -217,6 +222,7 @@ settings! {
         /// Log as JSON lines instead of human-readable text.
         log_json: bool = false;
             #[arg(long, global = true, env = "CONNECTED_APPS_LOG_JSON")]
+            #[serde(deserialize_with = "null_is_off")]
             log_json: bool => |s, v| s.log_json = v;
         /// Log filter (tracing EnvFilter syntax) [default: info]
         log_filter: String = "info".into();
