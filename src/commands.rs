@@ -12,17 +12,8 @@ use crate::state::AppState;
 
 pub async fn run(command: Command, mut settings: Settings) -> anyhow::Result<()> {
     match command {
-        Command::Serve {
-            admin_password,
-            workers,
-            ..
-        } => {
-            if admin_password.is_some() {
-                settings.admin_password = admin_password;
-            }
-            if let Some(w) = workers {
-                settings.workers = w;
-            }
+        Command::Serve { serve: options, .. } => {
+            options.apply_to(&mut settings);
             serve(settings).await
         }
         Command::Migrate => {

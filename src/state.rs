@@ -1,6 +1,6 @@
 //! The application state every handler receives: settings, database, keys, clock, HTTP client.
 
-use crate::auth::ApiKeyCache;
+use crate::auth::api_key_cache::ApiKeyCache;
 use crate::configuration::Settings;
 use crate::db::Db;
 use crate::frappe::time::Clock;

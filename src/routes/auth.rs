@@ -4,7 +4,7 @@ use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
 use actix_web::{HttpResponse, HttpResponseBuilder};
 use serde_json::json;
 
-use super::method::Call;
+use super::call::Call;
 use crate::auth::store as users;
 use crate::error::AppError;
 use crate::secrets;

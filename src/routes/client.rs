@@ -4,7 +4,7 @@ use actix_web::http::Method;
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
-use super::method::Call;
+use super::call::Call;
 use super::resource::{json_kind, meta_or_404};
 use crate::doc::{list, service, store};
 use crate::error::{AppError, ExcType};

@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use serde_json::{json, Map, Value};
 
-use super::method::Call;
+use super::call::Call;
 use super::resource::meta_or_404;
 use crate::auth::CurrentUser;
 use crate::doc::{list, service, version};

@@ -1,76 +1,15 @@
-//! `/api/method/<dotted.path>`: Frappe's whitelisted functions, dispatched by name.
+//! `/api/method/<dotted.path>`: Frappe's whitelisted functions, dispatched by name. A new
+//! method goes into [`METHODS`] and `run`'s table; the handlers live in their family's file.
 
-use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Serialize;
 use serde_json::json;
 
+use super::call::Call;
 use super::{auth, client, desk, oauth, presets};
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::frappe::args::Args;
 use crate::state::AppState;
-
-/// `{"data": v}`.
-pub fn data(v: impl Serialize) -> HttpResponse {
-    #[derive(Serialize)]
-    struct Data<T> {
-        data: T,
-    }
-    HttpResponse::Ok().json(Data { data: v })
-}
-
-/// `{"message": v}`.
-pub fn message(v: impl Serialize) -> HttpResponse {
-    #[derive(Serialize)]
-    struct Message<T> {
-        message: T,
-    }
-    HttpResponse::Ok().json(Message { message: v })
-}
-
-/// Everything a method handler gets.
-pub struct Call {
-    pub state: web::Data<AppState>,
-    pub user: CurrentUser,
-    pub args: Args,
-    pub method: Method,
-    pub req: HttpRequest,
-    /// Answering under /api/v2 (`data` instead of `message`).
-    pub v2: bool,
-}
-
-impl Call {
-    /// Wraps a result the way the API version expects.
-    pub fn reply(&self, v: impl Serialize) -> HttpResponse {
-        if self.v2 {
-            data(v)
-        } else {
-            message(v)
-        }
-    }
-
-    pub fn require_login(&self, name: &str) -> Result<(), AppError> {
-        if self.user.is_guest() {
-            Err(AppError::not_whitelisted(name))
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn require_post(&self) -> Result<(), AppError> {
-        self.require_methods(&[Method::POST, Method::PUT])
-    }
-
-    /// Frappe's `@frappe.whitelist(methods=[…])`: any other HTTP method is 403 "Not permitted".
-    pub fn require_methods(&self, allowed: &[Method]) -> Result<(), AppError> {
-        if allowed.contains(&self.method) {
-            Ok(())
-        } else {
-            Err(AppError::not_permitted())
-        }
-    }
-}
 
 pub async fn dispatch(
     state: web::Data<AppState>,
@@ -188,12 +127,4 @@ fn unknown_method(name: &str, user: &CurrentUser) -> AppError {
         }
     }
     AppError::not_whitelisted(name)
-}
-
-/// Unknown routes: 404 in Frappe's shape.
-pub async fn not_found(req: HttpRequest) -> HttpResponse {
-    if req.path().starts_with("/api/v2") {
-        return HttpResponse::NotFound().json(AppError::not_found_bare().v2_body());
-    }
-    HttpResponse::NotFound().json(AppError::not_found_bare().v1_body())
 }

@@ -4,8 +4,8 @@ use actix_web::http::header::LOCATION;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::method::Call;
-use super::resource::meta_or_404;
+use super::call::meta_or_404;
+use super::call::{path_segment, Call};
 use crate::auth::CurrentUser;
 use crate::doc::service::{self, Perm};
 use crate::doc::Doc;
@@ -348,20 +348,6 @@ pub async fn callback(
         _ => app_page,
     };
     Ok(redirect(&target))
-}
-
-/// A document name as one URL path segment: unreserved characters (and `@`) as they are,
-/// everything else percent-encoded, so a name can neither leave the path nor break the header.
-pub fn path_segment(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'@') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 fn redirect(location: &str) -> HttpResponse {

@@ -12,7 +12,7 @@ use diesel::RunQueryDsl;
 use serde_json::json;
 use tracing::Instrument;
 
-use super::method::message;
+use super::call::message;
 use crate::error::AppError;
 use crate::state::AppState;
 

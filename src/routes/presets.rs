@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use serde_json::{Map, Value};
 
-use super::method::Call;
+use super::call::Call;
 use crate::error::AppError;
 use crate::oauth::presets::{self, PRESETS};
 

@@ -3,14 +3,15 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Map, Value};
 
-use super::method::data;
+use super::call::data;
+pub use super::call::meta_or_404;
 use super::oauth;
 use super::RouteTable;
 use crate::auth::CurrentUser;
 use crate::doc::{list, service};
 use crate::error::{AppError, ExcType};
 use crate::frappe::args::{parse_json, Args};
-use crate::frappe::meta::{doc_meta, DocMeta};
+use crate::frappe::meta::DocMeta;
 use crate::state::AppState;
 
 pub fn routes(t: &mut RouteTable, prefix: &str) {
@@ -22,11 +23,6 @@ pub fn routes(t: &mut RouteTable, prefix: &str) {
         .put(&doc, update::<AppError>)
         .delete(&doc, delete::<AppError>)
         .post(&doc, post_method);
-}
-
-/// The served DocType, or Frappe's 404 "DocType … not found".
-pub fn meta_or_404(doctype: &str) -> Result<&'static DocMeta, AppError> {
-    doc_meta(doctype).ok_or_else(|| AppError::not_found("DocType", doctype))
 }
 
 /// The document a v1 POST/PUT sends: the `data` argument (JSON text) or the JSON body itself.

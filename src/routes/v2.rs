@@ -3,8 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::call::{data, Call};
 use super::errors::V2Error;
-use super::method::{self, data, Call};
+use super::method;
 use super::oauth;
 use super::resource::{self, meta_or_404};
 use super::RouteTable;

@@ -24,7 +24,7 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'";
 
 /// Registers the pages and their two assets.
-pub fn routes(t: &mut crate::routes::RouteTable) {
+pub fn routes(t: &mut crate::routes::route_table::RouteTable) {
     t.get(CSS_PATH, css)
         .get(JS_PATH, js)
         .get("/login", login)
@@ -352,7 +352,7 @@ async fn frappe_form_link(
             .await
         }
     };
-    let target = format!("{base}/{}", crate::routes::oauth::path_segment(&name));
+    let target = format!("{base}/{}", crate::routes::call::path_segment(&name));
     if user.is_guest() {
         let q: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
         return redirect(&format!("/login?redirect-to={q}"));
@@ -374,7 +374,7 @@ pub async fn callback_error(
         .map(|m| strip_tags(&m.message))
         .filter(|m| !m.trim().is_empty())
         .unwrap_or_else(|| "The connection could not be completed.".to_string());
-    crate::routes::report(e);
+    crate::routes::errors::report(e);
     page(
         state,
         e.status.into(),

@@ -1,6 +1,9 @@
 //! Black-box tests of the real service: each test builds the application on a random port
 //! against its own fresh database (SQLite file or MariaDB database) and talks HTTP to it.
 
+// A test fails by panicking: unwrap and expect are how it says what went wrong.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "../common/provider.rs"]
 mod provider;
 
