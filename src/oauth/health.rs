@@ -5,10 +5,7 @@
 //! "Refresh failing" is the last failed refresh recorded by every refresh (a user's and the
 //! keep-alive job's, in `flow::refresh_now`) in the table `ca_refresh_health`
 //! (`health_store`), so every instance sees it; [`refresh_failure`] is the one place that
-//! reads it. ([`FailureLog`], the earlier in-process record, is no longer written.)
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! reads it.
 
 use chrono::NaiveDateTime;
 use serde_json::{json, Value};
@@ -89,47 +86,6 @@ const NO_REFRESH_TOKEN: &str =
 const INVALID_GRANT: &str =
     "The provider no longer accepts this connection (invalid_grant). Please connect again.";
 
-/// The last failed refresh of each connection in this process: its summary and since when.
-#[derive(Debug, Default)]
-pub struct FailureLog {
-    failures: Mutex<HashMap<String, (String, NaiveDateTime)>>,
-}
-
-impl FailureLog {
-    fn with<T>(&self, f: impl FnOnce(&mut HashMap<String, (String, NaiveDateTime)>) -> T) -> T {
-        let mut m = match self.failures.lock() {
-            Ok(m) => m,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        f(&mut m)
-    }
-}
-
-/// Records how a refresh through the service's own path ended: a failure keeps its first
-/// time (`failing_since`) and its newest summary; a success forgets it.
-pub fn record_refresh(state: &AppState, token_cache: &str, failure: Option<&AppError>) {
-    let key = token_cache.to_lowercase();
-    let now = state.clock.now();
-    state.oauth.failures.with(|m| match failure {
-        None => {
-            m.remove(&key);
-        }
-        Some(e) => {
-            let summary = summary(e);
-            if m.len() >= 100_000 && !m.contains_key(&key) {
-                return;
-            }
-            let since = m.get(&key).map_or(now, |(_, since)| *since);
-            m.insert(key, (summary, since));
-        }
-    });
-}
-
-/// A connection got new tokens (connect or refresh): whatever failed before is over.
-pub fn clear(state: &AppState, token_cache: &str) {
-    record_refresh(state, token_cache, None);
-}
-
 /// The last failed refresh of a connection, when no refresh has succeeded since.
 pub fn refresh_failure(
     _state: &AppState,
@@ -137,26 +93,6 @@ pub fn refresh_failure(
     token_cache: &str,
 ) -> AppResult<Option<(String, NaiveDateTime)>> {
     super::health_store::refresh_failure(conn, token_cache)
-}
-
-/// An error in one line of plain text (Frappe's messages may hold links).
-fn summary(e: &AppError) -> String {
-    let text = e
-        .messages
-        .last()
-        .map(|m| m.message.clone())
-        .unwrap_or_else(|| "The refresh failed.".to_string());
-    let mut out = String::with_capacity(text.len());
-    let mut in_tag = false;
-    for c in text.chars() {
-        match c {
-            '<' => in_tag = true,
-            '>' if in_tag => in_tag = false,
-            c if !in_tag => out.push(c),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// `connected_apps.connection_status`: the state of `user`'s connection to `app`, with what a

@@ -19,8 +19,6 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Default)]
 pub struct OAuthState {
     locks: Mutex<HashMap<String, RefreshLock>>,
-    /// The last failed refresh of each connection (see `health`).
-    pub failures: health::FailureLog,
     /// What this instance's keep-alive job did.
     pub keepalive: keepalive::Stats,
 }
