@@ -1,15 +1,11 @@
 //! The client-credentials grant (the app's own token).
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::ExposeSecret;
 
 use super::auth::{self, ClientAuth};
-use super::http::send_built;
+use super::http::post_form;
 use super::token_response::parse_token_response;
-use super::{
-    encode_form, token_url, with_secret, AppEndpoints, ClientLimits, HttpClient, OAuthError,
-    TokenSet, FORM_CONTENT_TYPE,
-};
+use super::{token_url, with_secret, AppEndpoints, ClientLimits, HttpClient, OAuthError, TokenSet};
 
 /// Client-credentials grant, as Frappe's `get_backend_app_token` sends it (console 413):
 /// `Authorization: Basic base64(client_id:client_secret)` and the body
@@ -47,15 +43,6 @@ pub async fn client_credentials(
         }
         other => auth::credentials(app, other, &mut form)?,
     };
-    let mut request = http
-        .inner
-        .post(token_url.url().clone())
-        .header(ACCEPT, "application/json")
-        .header(CONTENT_TYPE, FORM_CONTENT_TYPE);
-    if let Some(value) = authorization {
-        request = request.header(AUTHORIZATION, value);
-    }
-    let request = request.body(encode_form(&form));
-    let raw = send_built(http, limits, request).await?;
+    let raw = post_form(http, limits, token_url.url().clone(), authorization, &form).await?;
     parse_token_response(&raw, &with_secret(app, &[]))
 }

@@ -136,6 +136,27 @@ impl<'c> AsyncHttpClient<'c> for Transport {
     }
 }
 
+/// POSTs a form (`Accept: application/json`), with an `Authorization` header when the client
+/// authenticates by one: the token endpoint's requests and revocation.
+pub(super) async fn post_form(
+    http: &HttpClient,
+    limits: &ClientLimits,
+    url: Url,
+    authorization: Option<reqwest::header::HeaderValue>,
+    form: &[(&str, &str)],
+) -> Result<RawResponse, OAuthError> {
+    use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+    let mut request = http
+        .inner
+        .post(url)
+        .header(ACCEPT, "application/json")
+        .header(CONTENT_TYPE, super::FORM_CONTENT_TYPE);
+    if let Some(value) = authorization {
+        request = request.header(AUTHORIZATION, value);
+    }
+    send_built(http, limits, request.body(super::encode_form(form))).await
+}
+
 /// Builds a reqwest request and sends it with [`send`].
 pub(super) async fn send_built(
     http: &HttpClient,

@@ -1,16 +1,12 @@
 //! The refresh grant.
 
 use oauth2::{RefreshToken, Scope};
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::auth::{self, oauth_client};
-use super::http::{send_built, Transport};
+use super::http::{post_form, Transport};
 use super::token_response::parse_token_response;
-use super::{
-    encode_form, token_url, with_secret, AppEndpoints, ClientLimits, HttpClient, OAuthError,
-    TokenSet, FORM_CONTENT_TYPE,
-};
+use super::{token_url, with_secret, AppEndpoints, ClientLimits, HttpClient, OAuthError, TokenSet};
 
 /// Refresh grant, as Frappe's `get_active_token` sends it (console 403): `redirect_uri,
 /// grant_type=refresh_token, client_id, client_secret, scope (the app's scopes), refresh_token`;
@@ -43,16 +39,7 @@ pub async fn refresh(
         if !scope.is_empty() {
             form.push(("scope", &scope));
         }
-        let mut request = http
-            .inner
-            .post(token_url.url().clone())
-            .header(ACCEPT, "application/json")
-            .header(CONTENT_TYPE, FORM_CONTENT_TYPE);
-        if let Some(value) = authorization {
-            request = request.header(AUTHORIZATION, value);
-        }
-        let request = request.body(encode_form(&form));
-        let raw = send_built(http, limits, request).await?;
+        let raw = post_form(http, limits, token_url.url().clone(), authorization, &form).await?;
         return parse_token_response(&raw, &with_secret(app, &[])).map(refreshed);
     };
 

@@ -1,14 +1,12 @@
 //! RFC 7009 token revocation.
 
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::auth;
-use super::http::{redacted_endpoint, send_built};
+use super::http::{post_form, redacted_endpoint};
 use super::token_response::provider_error;
 use super::{
-    encode_form, parse_http_url, required, with_secret, AppEndpoints, ClientLimits, HttpClient,
-    OAuthError, FORM_CONTENT_TYPE,
+    parse_http_url, required, with_secret, AppEndpoints, ClientLimits, HttpClient, OAuthError,
 };
 
 /// Which token [`revoke`] revokes (its `token_type_hint`).
@@ -56,16 +54,7 @@ pub async fn revoke(
     ];
     let authorization = auth::credentials(app, method, &mut form)?;
     let endpoint = redacted_endpoint(&url);
-    let mut request = http
-        .inner
-        .post(url)
-        .header(ACCEPT, "application/json")
-        .header(CONTENT_TYPE, FORM_CONTENT_TYPE);
-    if let Some(value) = authorization {
-        request = request.header(AUTHORIZATION, value);
-    }
-    let request = request.body(encode_form(&form));
-    let raw = send_built(http, limits, request).await?;
+    let raw = post_form(http, limits, url, authorization, &form).await?;
     if (200..300).contains(&raw.status) {
         return Ok(());
     }
