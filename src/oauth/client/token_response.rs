@@ -109,7 +109,12 @@ pub(super) fn parse_token_response(
             extra.insert("authed_user".to_owned(), Value::Object(rest));
             (user, extra)
         }
-        Some(user) => {
+        Some(mut user) => {
+            // The user's token stays a script's to use (as its own access token is), but a
+            // refresh token is the service's to keep: never answered, here as anywhere.
+            if let Value::Object(u) = &mut user {
+                u.remove("refresh_token");
+            }
             params.insert("authed_user".to_owned(), user);
             (params.clone(), params)
         }

@@ -169,12 +169,16 @@ fn slacks_user_token_nested_in_authed_user() {
     );
     // A bot token at the top wins; the user's stays in the extras.
     let t = parse(
-        r#"{"ok":true,"access_token":"xoxb-1","token_type":"bot","scope":"commands","authed_user":{"id":"U1","access_token":"xoxp-1","token_type":"user"}}"#,
+        r#"{"ok":true,"access_token":"xoxb-1","token_type":"bot","scope":"commands","authed_user":{"id":"U1","access_token":"xoxp-1","token_type":"user","refresh_token":"xoxe-1"}}"#,
     )
     .unwrap();
     assert_eq!(t.access_token.expose_secret(), "xoxb-1");
     assert_eq!(t.token_type, "Bearer");
     assert_eq!(t.extra.0["authed_user"]["access_token"], "xoxp-1");
+    assert!(
+        t.extra.0["authed_user"].get("refresh_token").is_none(),
+        "a refresh token is never kept among the extras get_access_token answers"
+    );
     // Outside Slack's answers, `bot` is not a token type Frappe accepts.
     assert!(matches!(
         parse(r#"{"access_token":"a","token_type":"bot"}"#),
